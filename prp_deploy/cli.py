@@ -1,0 +1,133 @@
+"""The `prp-deploy` command. It only parses and calls: each command is a thin wrapper over a
+plain function that tests call directly. A PRPError becomes one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import PRPError
+
+
+class _Group(click.Group):
+    """Turns user errors into one line and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PRPError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="video", disable=None, file=sys.stderr, leave=False)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="prp-deploy")
+def main():
+    """PRP video models: self-supervised training, ONNX/TensorRT export, streaming inference."""
+
+
+@main.group(cls=_Group)
+def data():
+    """Datasets: generate the built-in one, inspect one, fill the frame cache."""
+
+
+_data_option = click.option("--data", "data_root", type=click.Path(path_type=Path), default=None, help="Dataset root (default: the built-in synthetic dataset).")
+_dataset_option = click.option("--dataset", type=click.Choice(["ucf101", "hmdb51", "folder"]), default=None, help="Layout of --data.")
+_split_option = click.option("--split", type=click.IntRange(1, 3), default=1, show_default=True, help="Train/test split.")
+_workers_option = click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Decoding processes.")
+
+
+@data.command("synth")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--classes", type=int, default=8, show_default=True)
+@click.option("--groups", type=int, default=6, show_default=True, help="Groups per class (a multiple of 3: one third tests each split).")
+@click.option("--clips-per-group", type=int, default=2, show_default=True)
+@click.option("--size", default="160x120", show_default=True, help="Frame size WxH.")
+@click.option("--frames", "frame_range", default="60:160", show_default=True, help="Frames per video, MIN:MAX.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_synth(out, classes, groups, clips_per_group, size, frame_range, seed):
+    """Write the synthetic motion dataset (UCF101 layout) to OUT."""
+    from .data.synth import SynthSpec, write_synthetic
+
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+        lo, hi = (int(v) for v in frame_range.split(":"))
+    except ValueError:
+        raise PRPError(f"--size wants WxH and --frames MIN:MAX, got {size!r} and {frame_range!r}") from None
+    spec = SynthSpec(classes=classes, groups=groups, clips_per_group=clips_per_group, width=w, height=h, min_frames=lo, max_frames=hi, seed=seed)
+    root = write_synthetic(out, spec)
+    n = classes * groups * clips_per_group
+    click.echo(f"wrote {n} videos of {classes} classes to {root} (use: --data {root} --dataset ucf101)")
+
+
+@data.command("info")
+@_data_option
+@_dataset_option
+@_split_option
+@_workers_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def data_info(data_root, dataset, split, workers, as_json):
+    """Classes, videos per split, frame counts; unreadable files named one per line."""
+    from .data.tasks import all_videos, describe, resolve_index
+
+    index = resolve_index(data_root, dataset, split, _say)
+    with _progress(len(all_videos(index)), "decoding") as bar:
+        report = describe(index, workers, lambda: bar.update(1))
+    s = report.summary()
+    if as_json:
+        click.echo(json.dumps({**s, "unreadable": report.unreadable}, indent=2))
+    else:
+        click.echo(f"dataset   {s['dataset']} at {s['root']} (split {s['split']})")
+        click.echo(f"classes   {s['classes']} ({s['videos_per_class_min']}-{s['videos_per_class_max']} videos each)")
+        click.echo(f"videos    {s['train_videos']} train, {s['test_videos']} test")
+        click.echo(f"frames    {s['frames_total']} in {s['readable_videos']} readable videos (min {s['frames_min']}, median {s['frames_median']}, max {s['frames_max']})")
+        for note in s["notes"]:
+            click.echo(f"note      {note}")
+        click.echo(f"unreadable {s['unreadable_videos']}")
+        for path, why in sorted(report.unreadable.items()):
+            click.echo(f"  {path}: {why}")
+
+
+@data.command("prepare")
+@_data_option
+@_dataset_option
+@_split_option
+@_workers_option
+@click.option("--format", "fmt", type=click.Choice(["jpeg", "raw"]), default="jpeg", show_default=True, help="jpeg: small, lossy (training only); raw: uint8 arrays, large, fastest.")
+@click.option("--quality", type=click.IntRange(50, 100), default=90, show_default=True, help="JPEG quality.")
+@click.option("--short-side", type=click.IntRange(16), default=128, show_default=True, help="Frames are resized so their short side is this.")
+def data_prepare(data_root, dataset, split, workers, fmt, quality, short_side):
+    """Decode each video once into the frame cache that training reads."""
+    from .data.cache import FrameCache
+    from .data.tasks import all_videos, prepare, resolve_index
+
+    index = resolve_index(data_root, dataset, split, _say)
+    cache = FrameCache(short_side=short_side, fmt=fmt, quality=quality)
+    with _progress(len(all_videos(index)), "caching") as bar:
+        r = prepare(index, cache, workers, lambda: bar.update(1))
+    click.echo(
+        f"frame cache {r.cache_root}: {r.written} videos written, {r.already} already there, "
+        f"{r.frames} frames, {r.bytes / 2**20:.1f} MiB, {len(r.failed)} failed"
+    )
+    for path, why in sorted(r.failed.items()):
+        click.echo(f"  failed {path}: {why}")
+    if r.failed and not (r.written or r.already):
+        raise PRPError("no video could be cached")

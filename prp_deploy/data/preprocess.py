@@ -1,0 +1,123 @@
+"""The one preprocessing definition shared by training's evaluation, export and runtime.
+
+Torch-free on purpose (numpy + OpenCV only): the runtime imports this module, and export
+writes `Preprocess.to_dict()` into the model's metadata so nothing downstream re-derives
+or guesses it.
+
+The rule, everywhere: decode → BGR→RGB → resize so the short side is `short_side` and the
+long side round(short_side × aspect), bilinear (320×240 → 171×128, the paper's 128×171)
+→ crop `crop`×`crop` (center for evaluation and inference) → float32 in [0, 1] →
+optional (x − mean) / std → layout C×T×H×W.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from ..errors import PRPError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    short_side: int = 128
+    crop: int = 112
+    frames: int = 16  # T, frames per clip
+    sample_rate: int = 1  # step between the source frames a clip takes
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    # Fixed facts, written out so a reader in another language need not assume them.
+    channel_order: str = field(default="RGB", init=False)
+    value_scale: tuple[float, float] = field(default=(0.0, 1.0), init=False)
+    interpolation: str = field(default="bilinear", init=False)
+
+    def __post_init__(self):
+        if self.crop > self.short_side:
+            raise PRPError(f"crop {self.crop} is larger than the resized short side {self.short_side}")
+        if self.frames < 1 or self.sample_rate < 1 or self.crop < 1:
+            raise PRPError(f"frames, sample_rate and crop must be >= 1, got {self.frames}, {self.sample_rate}, {self.crop}")
+        if any(s <= 0 for s in self.std):
+            raise PRPError(f"std must be positive, got {self.std}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"], d["value_scale"] = list(self.mean), list(self.std), list(self.value_scale)
+        d["schema_version"] = SCHEMA_VERSION
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocess":
+        version = d.get("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise PRPError(f"preprocessing schema_version {version} is not supported (expected {SCHEMA_VERSION})")
+        if d.get("channel_order", "RGB") != "RGB" or list(d.get("value_scale", [0.0, 1.0])) != [0.0, 1.0]:
+            raise PRPError(f"unsupported preprocessing: channel_order={d.get('channel_order')} value_scale={d.get('value_scale')}")
+        try:
+            return cls(
+                short_side=int(d["short_side"]),
+                crop=int(d["crop"]),
+                frames=int(d["frames"]),
+                sample_rate=int(d.get("sample_rate", 1)),
+                mean=tuple(float(x) for x in d.get("mean", (0, 0, 0))),
+                std=tuple(float(x) for x in d.get("std", (1, 1, 1))),
+            )
+        except KeyError as e:
+            raise PRPError(f"preprocessing metadata lacks the key {e.args[0]!r}") from None
+
+
+def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) after scaling the short side to `short_side`, long side rounded half up."""
+    if width <= 0 or height <= 0:
+        raise PRPError(f"frame size must be positive, got {width}x{height}")
+    if height <= width:
+        return int(math.floor(short_side * width / height + 0.5)), short_side
+    return short_side, int(math.floor(short_side * height / width + 0.5))
+
+
+def resize_rgb(frame_bgr: np.ndarray, short_side: int) -> np.ndarray:
+    """One decoded BGR frame (H, W, 3) uint8 → RGB resized by the rule, uint8."""
+    h, w = frame_bgr.shape[:2]
+    size = resized_size(w, h, short_side)
+    if size != (w, h):
+        frame_bgr = cv2.resize(frame_bgr, size, interpolation=cv2.INTER_LINEAR)
+    return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+
+
+def center_crop_offsets(height: int, width: int, crop: int) -> tuple[int, int]:
+    """Top-left (y, x) of the centred crop; floor division, as torchvision's center crop of even slack."""
+    if crop > height or crop > width:
+        raise PRPError(f"crop {crop} does not fit frames of {width}x{height}")
+    return (height - crop) // 2, (width - crop) // 2
+
+
+def random_crop_offsets(height: int, width: int, crop: int, rng: np.random.Generator) -> tuple[int, int]:
+    if crop > height or crop > width:
+        raise PRPError(f"crop {crop} does not fit frames of {width}x{height}")
+    return int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
+
+
+def crop_frames(frames: np.ndarray, y: int, x: int, crop: int) -> np.ndarray:
+    """(N, H, W, 3) → (N, crop, crop, 3), a view."""
+    return frames[:, y : y + crop, x : x + crop]
+
+
+def to_input(frames_rgb: np.ndarray, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """uint8 (T, H, W, 3) RGB → float32 (3, T, H, W) in [0, 1], then (x − mean) / std."""
+    x = frames_rgb.astype(np.float32) * np.float32(1.0 / 255.0)  # (T, H, W, 3)
+    if any(m != 0.0 for m in mean) or any(s != 1.0 for s in std):
+        x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(x.transpose(3, 0, 1, 2))  # (3, T, H, W)
+
+
+def eval_clip(frames_rgb: np.ndarray, spec: Preprocess) -> np.ndarray:
+    """Resized RGB frames (T, H, W, 3) → the model input (3, T, crop, crop): center crop, scale.
+
+    Training's evaluation, export's parity clips and the runtime's windows all call this.
+    """
+    y, x = center_crop_offsets(frames_rgb.shape[1], frames_rgb.shape[2], spec.crop)
+    return to_input(crop_frames(frames_rgb, y, x, spec.crop), spec.mean, spec.std)

@@ -1,0 +1,183 @@
+"""Reading videos with OpenCV: true frame counts and frame sets in one sequential pass.
+
+Two facts shape this module:
+- Container frame counts lie. Raw MPEG-4 streams saved as .mp4 report a negative count,
+  and a truncated file reports frames it cannot deliver. `probe` decodes to the end to
+  count, and caches the count under the user cache, keyed by the file's identity.
+- Seeking lies too: on a raw MPEG-4 stream `CAP_PROP_POS_FRAMES` reports success and the
+  next read returns frame 0. So frames are read by one sequential pass from the start
+  (`grab` skips the colour conversion of frames not wanted), never by seeking.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from ..errors import VideoError
+from ..paths import cache_dir
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    fps: float  # as the container reports; 0.0 when it reports none
+    width: int
+    height: int
+    frame_count: int  # frames that actually decode
+    container_frame_count: int  # what the container claims (may be negative or wrong)
+
+
+def open_capture(path: str | os.PathLike) -> cv2.VideoCapture:
+    path = str(path)
+    if not os.path.exists(path):
+        raise VideoError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise VideoError(f"{path}: is a folder, not a video file")
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise VideoError(f"{path}: cannot open as a video (not a video file, or a codec this OpenCV lacks)")
+    return cap
+
+
+def _identity(path: str) -> str:
+    st = os.stat(path)
+    return f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+class FrameCountCache:
+    """Decoded frame counts, keyed by (real path, size, mtime), in one JSON file.
+
+    Written atomically (temp file + rename) and merged with what is on disk, so parallel
+    writers lose at most each other's newest entries, never the file.
+    """
+
+    def __init__(self, file: Path | None = None):
+        self.file = file or cache_dir() / "frame_counts.json"
+        self._entries: dict[str, dict] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, dict]:
+        try:
+            with open(self.file) as f:
+                data = json.load(f)
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def get(self, path: str) -> dict | None:
+        with self._lock:
+            if self._entries is None:
+                self._entries = self._load()
+            return self._entries.get(_identity(path))
+
+    def put(self, path: str, info: VideoInfo) -> None:
+        entry = {"fps": info.fps, "width": info.width, "height": info.height,
+                 "frame_count": info.frame_count, "container_frame_count": info.container_frame_count}
+        with self._lock:
+            merged = self._load()
+            merged[_identity(path)] = entry
+            self._entries = merged
+            try:
+                self.file.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".frame_counts.")
+                with os.fdopen(fd, "w") as f:
+                    json.dump(merged, f)
+                os.replace(tmp, self.file)
+            except OSError:
+                pass  # a read-only cache only costs a re-count next time
+
+
+_default_counts: FrameCountCache | None = None
+
+
+def default_count_cache() -> FrameCountCache:
+    global _default_counts
+    if _default_counts is None or _default_counts.file != cache_dir() / "frame_counts.json":
+        _default_counts = FrameCountCache()
+    return _default_counts
+
+
+def probe(path: str | os.PathLike, counts: FrameCountCache | None | bool = True) -> VideoInfo:
+    """fps, size and the true number of decodable frames (counted once, then cached).
+
+    `counts=False` skips the cache; `True` uses the default one.
+    """
+    path = str(path)
+    cache = default_count_cache() if counts is True else (counts or None)
+    cap = open_capture(path)
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        hit = cache.get(path) if cache else None
+        if hit is not None:
+            return VideoInfo(path, hit["fps"], hit["width"], hit["height"], hit["frame_count"], hit["container_frame_count"])
+        n = 0
+        while cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    if fps != fps or fps < 0:  # NaN or nonsense from the container
+        fps = 0.0
+    info = VideoInfo(path, fps, width, height, n, claimed)
+    if cache:
+        cache.put(path, info)
+    return info
+
+
+def iter_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
+    """Every frame, BGR uint8 (H, W, 3), in order."""
+    cap = open_capture(path)
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield frame
+    finally:
+        cap.release()
+
+
+def read_frames(
+    path: str | os.PathLike,
+    indices: Iterable[int],
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """Frames at `indices` (any order, repeats allowed) as one uint8 array (N, H, W, 3).
+
+    One sequential pass from frame 0 to max(indices); frames not wanted are grabbed but not
+    converted. `transform` maps a BGR frame to the stored one (e.g. `resize_rgb`); without
+    it frames come back BGR as decoded. Raises VideoError if the video ends or breaks
+    before the last wanted frame.
+    """
+    wanted = np.asarray(list(indices), dtype=np.int64)
+    if wanted.size == 0:
+        raise ValueError("read_frames needs at least one index")
+    if wanted.min() < 0:
+        raise ValueError(f"negative frame index {int(wanted.min())}")
+    last = int(wanted.max())
+    need = set(int(i) for i in wanted)
+    got: dict[int, np.ndarray] = {}
+    cap = open_capture(path)
+    try:
+        for i in range(last + 1):
+            if not cap.grab():
+                raise VideoError(f"{path}: decoding stopped at frame {i}, frame {last} was needed")
+            if i in need:
+                ok, frame = cap.retrieve()
+                if not ok:
+                    raise VideoError(f"{path}: frame {i} could not be decoded")
+                got[i] = transform(frame) if transform else frame
+    finally:
+        cap.release()
+    return np.stack([got[int(i)] for i in wanted])

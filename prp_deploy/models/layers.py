@@ -1,0 +1,34 @@
+"""Small layers the model families share."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channel count under a width multiplier (width 1.0 is the paper's network)."""
+    return max(1, int(round(channels * width)))
+
+
+class ConvBNReLU(nn.Sequential):
+    """Conv3d 3×3×3 (pad 1) → BatchNorm3d → ReLU: the C3D block, also used by the heads and decoder."""
+
+    def __init__(self, in_ch: int, out_ch: int, bias: bool = True):
+        super().__init__(nn.Conv3d(in_ch, out_ch, 3, padding=1, bias=bias), nn.BatchNorm3d(out_ch), nn.ReLU(inplace=True))
+
+
+def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, T, H, W) → (N, C) by average pooling with an explicit kernel.
+
+    Not AdaptiveAvgPool3d(1): it exports as GlobalAveragePool, which OpenCV's DNN importer
+    rejects on 5-D tensors; an AveragePool with the full kernel computes the same and
+    imports everywhere. The kernel is fixed at export time, as T, H, W are.
+    """
+    return F.avg_pool3d(x, kernel_size=tuple(int(s) for s in x.shape[2:])).flatten(1)
+
+
+def retrieval_features(conv5: torch.Tensor) -> torch.Tensor:
+    """The VCOP/PRP retrieval embedding: conv5 → MaxPool(1, 2, 2) → flatten (9216-d for C3D at 16×112²)."""
+    return F.max_pool3d(conv5, kernel_size=(1, 2, 2)).flatten(1)

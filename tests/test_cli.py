@@ -1,0 +1,81 @@
+"""The CLI as a user runs it: a real process, its stdout, stderr and exit code."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import write_video, index_frame
+
+
+def run(*args, cwd=None):
+    env = {**os.environ}
+    return subprocess.run([sys.executable, "-m", "prp_deploy", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def assert_one_line_error(result, pattern):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and pattern in lines[0], result.stderr
+
+
+def test_help_and_version():
+    r = run("--help")
+    assert r.returncode == 0 and "data" in r.stdout
+    r = run("--version")
+    assert r.returncode == 0 and "prp-deploy, version" in r.stdout
+
+
+def test_synth_info_prepare_round_trip(tmp_path):
+    out = tmp_path / "synth"
+    r = run("data", "synth", str(out), "--classes", "3", "--groups", "3", "--clips-per-group", "1", "--size", "64x48", "--frames", "20:24")
+    assert r.returncode == 0, r.stderr
+    r = run("data", "info", "--data", str(out), "--dataset", "ucf101", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["classes"] == 3 and info["train_videos"] == 6 and info["test_videos"] == 3
+    assert 9 * 20 <= info["frames_total"] <= 9 * 24 and info["unreadable_videos"] == 0
+    r = run("data", "prepare", "--data", str(out), "--dataset", "ucf101", "--short-side", "32", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert "9 videos written" in r.stdout
+    r = run("data", "prepare", "--data", str(out), "--dataset", "ucf101", "--short-side", "32")
+    assert "0 videos written, 9 already there" in r.stdout
+
+
+def test_info_names_unreadable_files_one_per_line(tmp_path):
+    root = tmp_path / "folder"
+    write_video(root / "walk" / "a.avi", [index_frame(i) for i in range(12)])
+    write_video(root / "walk" / "b.avi", [index_frame(i) for i in range(12)])
+    (root / "run").mkdir()
+    write_video(root / "run" / "c.avi", [index_frame(i) for i in range(12)])
+    (root / "run" / "broken.avi").write_bytes(b"not a video" * 20)
+    r = run("data", "info", "--data", str(root), "--dataset", "folder")
+    assert r.returncode == 0, r.stderr
+    assert "unreadable 1" in r.stdout
+    assert f"  {root / 'run' / 'broken.avi'}: cannot open as a video" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args,pattern",
+    [
+        (["data", "info", "--data", "/nonexistent/ucf", "--dataset", "ucf101"], "/nonexistent/ucf: no such folder"),
+        (["data", "info", "--data", ".", "--dataset", "ucf101"], "no UCF-101/ folder"),
+        (["data", "info", "--data", "."], "--data needs --dataset"),
+        (["data", "prepare", "--dataset", "hmdb51"], "needs --data ROOT"),
+        (["data", "synth", "OUT", "--size", "big"], "--size wants WxH"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(args, pattern, tmp_path):
+    assert_one_line_error(run(*args, cwd=tmp_path), pattern)
+
+
+def test_prepare_with_only_bad_videos_fails(tmp_path):
+    root = tmp_path / "folder"
+    (root / "x").mkdir(parents=True)
+    (root / "x" / "a.avi").write_bytes(b"junk" * 10)
+    (root / "x" / "b.avi").write_bytes(b"junk" * 10)
+    r = run("data", "prepare", "--data", str(root), "--dataset", "folder")
+    assert r.returncode == 1 and "no video could be cached" in r.stderr and "Traceback" not in r.stderr
