@@ -59,7 +59,7 @@ _workers_option = click.option("--workers", type=click.IntRange(1), default=1, s
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--classes", type=int, default=8, show_default=True)
 @click.option("--groups", type=int, default=6, show_default=True, help="Groups per class (a multiple of 3: one third tests each split).")
-@click.option("--clips-per-group", type=int, default=2, show_default=True)
+@click.option("--clips-per-group", type=int, default=4, show_default=True)
 @click.option("--size", default="160x120", show_default=True, help="Frame size WxH.")
 @click.option("--frames", "frame_range", default="60:160", show_default=True, help="Frames per video, MIN:MAX.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -131,3 +131,77 @@ def data_prepare(data_root, dataset, split, workers, fmt, quality, short_side):
         click.echo(f"  failed {path}: {why}")
     if r.failed and not (r.written or r.already):
         raise PRPError("no video could be cached")
+
+
+@main.command("train")
+@click.option("--stage", type=click.Choice(["all", "pretrain", "finetune", "eval"]), default="all", show_default=True)
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=None, help="Dataset root (default: the built-in synthetic dataset).")
+@click.option("--dataset", type=click.Choice(["ucf101", "hmdb51", "folder"]), default=None)
+@click.option("--split", type=click.IntRange(1, 3), default=None)
+@click.option("--backbone", type=click.Choice(["c3d", "r3d", "r21d"]), default=None)
+@click.option("--depth", type=click.Choice(["10", "18"]), default=None)
+@click.option("--width", type=float, default=None, help="Channel multiplier (1.0 = the paper's network).")
+@click.option("--frames", type=int, default=None, help="Clip length T (a multiple of 8).")
+@click.option("--crop", type=int, default=None, help="Crop size (a multiple of 16).")
+@click.option("--short-side", type=int, default=None, help="Frames are resized to this short side before cropping.")
+@click.option("--objective", type=click.Choice(["dgp", "dp", "gp", "none"]), default=None, help="none = random init (the paper's baseline).")
+@click.option("--intervals", default=None, help="Playback rates S, e.g. 1,2,4,8.")
+@click.option("--rec-rate", type=click.Choice(["1", "2", "4"]), default=None, help="Reconstruction (slow-down) rate r.")
+@click.option("--motion-attention/--no-motion-attention", default=None)
+@click.option("--pretrain-epochs", type=click.IntRange(0), default=None)
+@click.option("--finetune-epochs", type=click.IntRange(0), default=None)
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="For both stages.")
+@click.option("--workers", type=click.IntRange(0), default=None, help="DataLoader worker processes.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default runs/<date>-<backbone>-<objective>).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="YAML config; flags override it.")
+@click.option("--preset", type=click.Choice(["tiny", "paper"]), default=None, help="Default: tiny without --data, paper with it.")
+@click.option("--val-videos", type=click.IntRange(0), default=None, help="Held out of the training list (capped at 15 %).")
+@click.option("--init", type=click.Path(path_type=Path), default=None, help="Checkpoint whose encoder a finetune starts from.")
+@click.option("--resume", is_flag=True, help="Continue the stage in progress from its last.pt (with --out, else the newest run).")
+def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, crop, short_side, objective, intervals, rec_rate,
+              motion_attention, pretrain_epochs, finetune_epochs, batch_size, workers, device, seed, out, config_file, preset,
+              val_videos, init, resume):
+    """Pretrain with PRP, finetune for action recognition, evaluate (recognition, retrieval, pretext)."""
+    from dataclasses import replace
+
+    from .training.config import build_config, load_run_config
+    from .training.loop import Interrupted
+    from .training.pipeline import newest_run, train
+
+    def given(**kw):
+        return {k: v for k, v in kw.items() if v is not None}
+
+    overrides = {
+        "model": given(backbone=backbone, depth=int(depth) if depth else None, width=width),
+        "data": given(data=str(data_root) if data_root else None, dataset=dataset, split=split, frames=frames, crop=crop,
+                      short_side=short_side, workers=workers, val_videos=val_videos),
+        "pretrain": given(objective=objective, intervals=intervals, rec_rate=int(rec_rate) if rec_rate else None,
+                          motion_attention=motion_attention, epochs=pretrain_epochs, batch_size=batch_size),
+        "finetune": given(epochs=finetune_epochs, batch_size=batch_size),
+        **given(seed=seed, device=device),
+    }
+    overrides = {k: v for k, v in overrides.items() if v != {}}
+    if resume:
+        out = out or newest_run()
+        cfg = load_run_config(out)
+        # Only what does not change the result may differ on resume.
+        # Only what does not change the result so far may differ on resume: device, workers, and more epochs.
+        cfg = replace(
+            cfg,
+            device=device or cfg.device,
+            data=replace(cfg.data, workers=workers if workers is not None else cfg.data.workers),
+            pretrain=replace(cfg.pretrain, epochs=pretrain_epochs if pretrain_epochs is not None else cfg.pretrain.epochs),
+            finetune=replace(cfg.finetune, epochs=finetune_epochs if finetune_epochs is not None else cfg.finetune.epochs),
+        )
+    else:
+        if data_root is not None and not Path(data_root).exists():
+            raise PRPError(f"{data_root}: no such dataset folder")
+        cfg = build_config(preset, config_file, overrides)
+    try:
+        run_dir = train(cfg, stage=stage, out=out, init=init, resume=resume, say=_say)
+    except Interrupted as e:
+        _say(f"interrupted: {e}; continue with: prp-deploy train --resume --out {out or 'RUN'}")
+        sys.exit(130)
+    click.echo(str(run_dir))

@@ -88,8 +88,10 @@ class PretrainClips:
         short_videos: str = "resample",
         mean=(0.0, 0.0, 0.0),
         std=(1.0, 1.0, 1.0),
+        clips_per_video: int = 1,
     ):
         self.videos, self.frames = list(videos), frames
+        self.clips_per_video = clips_per_video  # an epoch draws this many independent samples of each video
         self.rates, self.clip_len, self.crop = tuple(rates), clip_len, crop
         self.rec_rate, self.motion, self.random_crop = rec_rate, motion, random_crop
         self.seed, self.short_videos, self.mean, self.std = seed, short_videos, mean, std
@@ -99,10 +101,10 @@ class PretrainClips:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.videos)
+        return len(self.videos) * self.clips_per_video
 
     def __getitem__(self, i: int) -> dict | None:
-        video = self.videos[i]
+        video = self.videos[i % len(self.videos)]
         rng = np.random.default_rng((self.seed, self.epoch, i))
         try:
             n = self.frames.num_frames(video.path)
@@ -130,18 +132,19 @@ class PretrainClips:
 class TrainClips:
     """Supervised finetuning samples: one clip of T frames (step `sample_rate`) from a random start, random crop."""
 
-    def __init__(self, videos: Sequence[Video], frames: FrameSource, spec: Preprocess, seed: int = 0, random_crop: bool = True):
+    def __init__(self, videos: Sequence[Video], frames: FrameSource, spec: Preprocess, seed: int = 0, random_crop: bool = True, clips_per_video: int = 1):
         self.videos, self.frames, self.spec, self.seed, self.random_crop = list(videos), frames, spec, seed, random_crop
+        self.clips_per_video = clips_per_video
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.videos)
+        return len(self.videos) * self.clips_per_video
 
     def __getitem__(self, i: int) -> dict | None:
-        video, spec = self.videos[i], self.spec
+        video, spec = self.videos[i % len(self.videos)], self.spec
         rng = np.random.default_rng((self.seed, self.epoch, i))
         try:
             n = self.frames.num_frames(video.path)

@@ -24,14 +24,14 @@ from ..errors import PRPError
 from ..paths import cache_dir
 
 MOTIONS = ("SlideRight", "SlideLeft", "SlideUp", "SlideDown", "Orbit", "Bounce", "Grow", "Shrink")
-SYNTH_VERSION = 1  # bump when the generator's output changes, so caches regenerate
+SYNTH_VERSION = 2  # bump when the generator's output changes, so caches regenerate
 
 
 @dataclass(frozen=True)
 class SynthSpec:
     classes: int = 8
     groups: int = 6  # split k tests groups 2k-1 and 2k (of 6), like UCF101's grouped splits
-    clips_per_group: int = 2
+    clips_per_group: int = 4
     width: int = 160
     height: int = 120
     min_frames: int = 60
@@ -85,8 +85,10 @@ def _render(motion: str, rng: np.random.Generator, bg: np.ndarray, n: int) -> li
     h, w = bg.shape[:2]
     shape = int(rng.integers(3))
     colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-    size = rng.uniform(0.08, 0.16) * min(w, h)
-    speed = rng.uniform(0.4, 1.6) * min(w, h) / 100  # pixels per frame
+    size = rng.uniform(0.1, 0.18) * min(w, h)
+    # Pixels per frame: 0.8-3.2 % of the short side, so the motion stays visible after the
+    # tiny preset's downscale to a 40-pixel short side (0.3-1.3 px per frame there).
+    speed = rng.uniform(0.8, 3.2) * min(w, h) / 100
     x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
     angle0 = rng.uniform(0, 2 * math.pi)
     radius = rng.uniform(0.15, 0.3) * min(w, h)

@@ -113,15 +113,18 @@ def probe(path: str | os.PathLike, counts: FrameCountCache | None | bool = True)
     """
     path = str(path)
     cache = default_count_cache() if counts is True else (counts or None)
+    if cache:
+        if not os.path.isfile(path):
+            open_capture(path)  # raises the right error for a missing path or a folder
+        hit = cache.get(path)
+        if hit is not None:  # no need to open the video at all: this runs once per training sample
+            return VideoInfo(path, hit["fps"], hit["width"], hit["height"], hit["frame_count"], hit["container_frame_count"])
     cap = open_capture(path)
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        hit = cache.get(path) if cache else None
-        if hit is not None:
-            return VideoInfo(path, hit["fps"], hit["width"], hit["height"], hit["frame_count"], hit["container_frame_count"])
         n = 0
         while cap.grab():
             n += 1

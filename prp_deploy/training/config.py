@@ -1,0 +1,213 @@
+"""Training configuration: small frozen dataclasses, YAML only at the edge.
+
+A run's `config.yaml` is `TrainConfig.to_dict()`; `--config FILE.yaml` is merged onto a
+preset and flags onto that. Unknown keys are errors that name the key (a misspelt option
+must fail where it was written, not be ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import yaml
+
+from ..errors import PRPError
+from ..models import BACKBONES, EncoderConfig
+
+SCHEMA_VERSION = 1
+OBJECTIVES = ("dgp", "dp", "gp", "none")
+# Validation videos held out of the training list, as the reference code did.
+DEFAULT_VAL_VIDEOS = {"ucf101": 800, "hmdb51": 400, "folder": 800}
+MAX_VAL_FRACTION = 0.15
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    data: str | None = None  # dataset root; None = the built-in synthetic dataset
+    dataset: str | None = None  # ucf101 | hmdb51 | folder
+    split: int = 1
+    short_side: int = 128
+    frames: int = 16  # T
+    crop: int = 112
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    val_videos: int | None = None  # None: 800 for UCF101, 400 for HMDB51; never above 15 % of train
+    use_cache: bool = True  # read the frame cache where `data prepare` filled it
+    workers: int = 4
+    short_videos: str = "resample"  # a video too short for the drawn s: redraw s ("resample") or "pad"
+    max_bad_fraction: float = 0.05  # unreadable videos tolerated per epoch
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    objective: str = "dgp"  # dgp | dp | gp | none (none = random init, the paper's baseline)
+    intervals: tuple[int, ...] = (1, 2, 4, 8)  # S, the playback rates
+    rec_rate: int = 2  # r
+    motion_attention: bool = True
+    interpolated_in_loss: bool = True  # the paper; False leaves interpolated target frames out (reference code)
+    lambda_d: float = 0.1
+    lambda_g: float = 1.0
+    epochs: int = 300
+    batch_size: int = 8
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    head_lr_mult: float = 10.0  # the rate head learns 10× faster
+    plateau_patience: int = 50
+    plateau_factor: float = 0.1
+    random_crop: bool = True  # the paper; the reference code center-cropped in pretraining
+    clips_per_video: int = 1  # samples drawn from each video per epoch (more steps on a small dataset)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    epochs: int = 150
+    batch_size: int = 8
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    step_size: int = 100
+    gamma: float = 0.1
+    dropout: float = 0.0
+    val_clips: int = 1  # centred clips per validation video for model selection
+    clips_per_video: int = 1
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    clips: int = 10
+    retrieval_ks: tuple[int, ...] = (1, 5, 10, 20, 50)
+    batch_videos: int = 4
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: EncoderConfig = field(default_factory=EncoderConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    preset: str = "paper"
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))  # tuples → lists, a plain YAML-able tree
+
+    def hash(self) -> str:
+        """Identity of what was trained (device and worker count excluded: they do not change the result)."""
+        d = self.to_dict()
+        d.pop("device")
+        d["data"].pop("workers")
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def validate(self) -> "TrainConfig":
+        p, d, m = self.pretrain, self.data, self.model
+        if p.objective not in OBJECTIVES:
+            raise PRPError(f"objective must be one of {', '.join(OBJECTIVES)}, got {p.objective!r}")
+        if m.backbone not in BACKBONES:
+            raise PRPError(f"backbone must be one of {', '.join(BACKBONES)}, got {m.backbone!r}")
+        if p.rec_rate not in (1, 2, 4):
+            raise PRPError(f"rec_rate must be 1, 2 or 4, got {p.rec_rate}")
+        if not p.intervals or any(s < 1 for s in p.intervals) or len(set(p.intervals)) != len(p.intervals):
+            raise PRPError(f"intervals must be distinct positive integers, got {list(p.intervals)}")
+        if d.frames % 8 or d.crop % 16:
+            raise PRPError(f"frames must be a multiple of 8 and crop of 16, got {d.frames} and {d.crop}")
+        if d.crop > d.short_side:
+            raise PRPError(f"crop {d.crop} is larger than short_side {d.short_side}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise PRPError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if d.short_videos not in ("resample", "pad"):
+            raise PRPError(f"short_videos must be resample or pad, got {d.short_videos!r}")
+        for name, stage in (("pretrain", p), ("finetune", self.finetune)):
+            if stage.epochs < 0 or stage.batch_size < 1 or stage.lr <= 0:
+                raise PRPError(f"{name}: epochs >= 0, batch_size >= 1 and lr > 0 are required")
+        return self
+
+
+def tiny_preset() -> TrainConfig:
+    """A few minutes on a 2-core CPU, on the synthetic dataset: a narrow R(2+1)D-10 on 8 × 32 × 32 clips."""
+    return TrainConfig(
+        model=EncoderConfig("r21d", 10, 0.25),
+        data=DataConfig(short_side=40, frames=8, crop=32, workers=2),
+        pretrain=PretrainConfig(epochs=10, batch_size=16, clips_per_video=2, plateau_patience=5),
+        finetune=FinetuneConfig(epochs=12, batch_size=16, lr=0.05, step_size=8, clips_per_video=4),
+        eval=EvalConfig(clips=10),
+        preset="tiny",
+    )
+
+
+PRESETS = {"paper": TrainConfig, "tiny": tiny_preset}
+
+
+def _merge(base, overrides: dict, where: str):
+    """A dataclass with `overrides` (a nested dict) applied; unknown keys are errors."""
+    known = {f.name: f for f in fields(base)}
+    changes = {}
+    for key, value in overrides.items():
+        if key not in known:
+            raise PRPError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise PRPError(f"{where}: {key!r} must be a mapping")
+            changes[key] = _merge(current, value, f"{where}.{key}")
+        elif isinstance(current, tuple) and isinstance(value, (list, tuple)):
+            changes[key] = tuple(value)
+        elif isinstance(current, tuple) and isinstance(value, str):
+            changes[key] = tuple(int(v) for v in value.split(","))
+        else:
+            changes[key] = value
+    return replace(base, **changes)
+
+
+def build_config(preset: str | None, config_file: Path | None, overrides: dict) -> TrainConfig:
+    """preset → YAML file → flag overrides, then validated."""
+    file_dict = {}
+    if config_file is not None:
+        try:
+            file_dict = yaml.safe_load(Path(config_file).read_text()) or {}
+        except OSError as e:
+            raise PRPError(f"{config_file}: cannot read ({e.strerror})") from None
+        except yaml.YAMLError as e:
+            raise PRPError(f"{config_file}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(file_dict, dict):
+            raise PRPError(f"{config_file}: expected a mapping at the top level")
+        for informational in ("config_hash", "versions"):  # a run's config.yaml carries these beside the config
+            file_dict.pop(informational, None)
+        version = file_dict.pop("schema_version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise PRPError(f"{config_file}: schema_version {version} is not supported (expected {SCHEMA_VERSION})")
+    preset = preset or file_dict.pop("preset", None) or ("paper" if (overrides.get("data", {}).get("data") or file_dict.get("data", {}).get("data")) else "tiny")
+    file_dict.pop("preset", None)
+    if preset not in PRESETS:
+        raise PRPError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    cfg = _merge(PRESETS[preset](), file_dict, str(config_file or "config"))
+    cfg = _merge(cfg, overrides, "flags")
+    return replace(cfg, preset=preset).validate()
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    """The config a run was made with (its config.yaml)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise PRPError(f"{run_dir}: no config.yaml (not a prp-deploy run folder)")
+    d = yaml.safe_load(path.read_text()) or {}
+    if d.get("schema_version") != SCHEMA_VERSION:
+        raise PRPError(f"{path}: schema_version {d.get('schema_version')} is not supported (expected {SCHEMA_VERSION})")
+    d.pop("schema_version")
+    d.pop("config_hash", None)
+    d.pop("versions", None)
+    preset = d.pop("preset", "paper")
+    return replace(_merge(TrainConfig(), d, str(path)), preset=preset).validate()
+
+
+def val_count(cfg: TrainConfig, dataset: str, n_train: int) -> int:
+    """Videos held out of the training list for validation: the dataset default, capped at 15 %."""
+    wanted = cfg.data.val_videos if cfg.data.val_videos is not None else DEFAULT_VAL_VIDEOS.get(dataset, 800)
+    return max(1, min(wanted, int(MAX_VAL_FRACTION * n_train))) if n_train > 1 else 0

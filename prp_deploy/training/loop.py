@@ -1,0 +1,190 @@
+"""The epoch loop both stages share, read top to bottom.
+
+    for each epoch:      train over the shuffled set (resumable mid-epoch)
+                         validate → schedule the lr → log a metrics line
+                         best.pt when validation improved, last.pt always
+
+Checkpoints hold everything a resume needs: weights, optimiser, scheduler, the epoch and
+the step inside it, the running sums of the epoch, the best score and torch's RNG. Data
+randomness is a function of (seed, epoch, index) and the order of (seed, epoch), so a
+resumed run sees the same batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from ..data.loader import SkipCounter
+from ..errors import PRPError
+from .checkpoint import load_checkpoint, save_checkpoint
+from .common import EpochSampler, MetricsLog, Runtime, StopFlag, all_reduce_sum, make_loader, to_device
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training: the state was saved to last.pt."""
+
+
+@dataclass
+class Stage:
+    name: str  # "pretrain" | "finetune"
+    out_dir: Path  # RUN/<name>/
+    epochs: int
+    batch_size: int
+    seed: int
+    workers: int
+    max_bad_fraction: float
+    select: str  # the validation metric that picks best.pt
+    select_mode: str  # "min" | "max"
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    """Strictly better only: an equal or worse score never replaces best.pt."""
+    if best is None:
+        return True
+    return value < best if mode == "min" else value > best
+
+
+def run_stage(
+    stage: Stage,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    train_set,
+    step_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]],
+    validate: Callable[[torch.nn.Module], dict],
+    schedule: Callable[[object, dict], None],
+    rt: Runtime,
+    metrics: MetricsLog,
+    checkpoint_extra: dict,
+    resume: bool,
+    stop: StopFlag,
+    say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+) -> dict:
+    """Train one stage to its last epoch; returns the best validation record."""
+    last_path, best_path = stage.out_dir / "last.pt", stage.out_dir / "best.pt"
+    epoch, step, best, sums = 0, 0, None, {}
+    best_record = None
+    if resume and last_path.exists():
+        state = load_checkpoint(last_path)
+        if state.get("stage") != stage.name:
+            raise PRPError(f"{last_path}: is a {state.get('stage')} checkpoint, not {stage.name}")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        epoch, step, best, sums = state["epoch"], state["step"], state["best"], state["sums"]
+        if epoch >= stage.epochs:
+            say(f"{stage.name}: already finished ({epoch} epochs), nothing to resume")
+            return state.get("best_record") or {}
+        best_record = state.get("best_record")
+        say(f"{stage.name}: resuming at epoch {epoch + 1}, step {step}")
+    stage.out_dir.mkdir(parents=True, exist_ok=True)
+    net = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None) if rt.world > 1 else model
+    channels_last = rt.device.type == "cuda"
+    sampler = EpochSampler(len(train_set), stage.seed, shuffle=True, rank=rt.rank, world=rt.world)
+
+    def save(path: Path, finished: bool = False) -> None:
+        if rt.is_main:
+            save_checkpoint({**checkpoint_extra, "stage": stage.name, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch, "step": step,
+                             "best": best, "best_record": best_record, "sums": sums, "finished": finished}, path)
+
+    while epoch < stage.epochs:
+        train_set.set_epoch(epoch)
+        sampler.set_epoch(epoch, skip=step * stage.batch_size)
+        loader = make_loader(train_set, stage.batch_size, sampler, stage.workers, rt.device)
+        skips = SkipCounter(stage.max_bad_fraction)
+        net.train()
+        t0 = time.perf_counter()
+        clips_this_run = 0
+        bar = _bar(len(loader), f"{stage.name} {epoch + 1}/{stage.epochs}", rt)
+        try:
+            for batch, skipped in loader:
+                skips.add(stage.batch_size, skipped)
+                if batch is None:
+                    continue
+                batch = to_device(batch, rt.device, channels_last)
+                with torch.autocast(rt.device.type, dtype=rt.amp_dtype, enabled=rt.amp_dtype is not None):
+                    loss, stats = step_fn(net, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                n = batch["clip"].shape[0]
+                # Running sums stay on the device: .item() per step would sync the GPU every step.
+                for k, v in {"loss": loss.detach() * n, "clips": torch.tensor(float(n)), **stats}.items():
+                    sums[k] = sums.get(k, 0.0) + v.detach().double().cpu() if v.device.type == "cpu" else sums.get(k, 0.0) + v.detach().double()
+                step += 1
+                clips_this_run += n
+                if bar is not None:
+                    bar.update(1)
+                    if step % 10 == 0:
+                        bar.set_postfix_str(_postfix(sums, clips_this_run / (time.perf_counter() - t0)))
+                if stop.set:
+                    break
+        except RuntimeError:
+            if not stop.set:  # a DataLoader worker killed by Ctrl-C surfaces as a RuntimeError
+                raise
+        finally:
+            if bar is not None:
+                bar.close()
+        if stop.set:
+            sums = {k: float(v) for k, v in sums.items()}
+            save(last_path)
+            raise Interrupted(f"{stage.name} stopped at epoch {epoch + 1}, step {step}; state saved to {last_path}")
+        skips.check()
+        train_time = time.perf_counter() - t0
+        keys = sorted(sums)
+        totals = dict(zip(keys, all_reduce_sum([float(sums[k]) for k in keys], rt)))
+        clips = max(totals.get("clips", 0.0), 1.0)
+        record = {"stage": stage.name, "epoch": epoch + 1, "train_loss": totals.get("loss", 0.0) / clips,
+                  **{f"train_{k}": v / clips for k, v in totals.items() if k not in ("loss", "clips", "correct")},
+                  **({"train_accuracy": 100.0 * totals["correct"] / clips} if "correct" in totals else {}),
+                  "lr": optimizer.param_groups[0]["lr"], "clips_per_s": clips_this_run * rt.world / max(train_time, 1e-9),
+                  "skipped_videos": skips.skipped}
+        record.update(validate(model))
+        schedule(scheduler, record)
+        epoch, step, sums = epoch + 1, 0, {}
+        improved = _better(record[stage.select], best, stage.select_mode)
+        if improved:
+            best, best_record = record[stage.select], record
+        record["best"] = improved
+        if rt.is_main:
+            metrics.write(record)
+            say(_summary(record))
+        if improved:
+            save(best_path)
+        save(last_path, finished=epoch >= stage.epochs)
+    if not last_path.exists():  # zero epochs asked: still leave a checkpoint of the (initial) model
+        save(last_path, finished=True)
+        save(best_path, finished=True)
+    return best_record or {}
+
+
+def _bar(total: int, desc: str, rt: Runtime):
+    if not rt.is_main:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", disable=None, leave=False, file=sys.stderr)
+
+
+def _postfix(sums: dict, rate: float) -> str:
+    n = float(sums.get("clips", 1.0)) or 1.0
+    parts = [f"loss {float(sums.get('loss', 0.0)) / n:.4f}"]
+    if "correct" in sums:
+        parts.append(f"acc {100 * float(sums['correct']) / n:.1f}%")
+    parts.append(f"{rate:.0f} clips/s")
+    return " ".join(parts)
+
+
+def _summary(r: dict) -> str:
+    keys = [k for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_rate_accuracy") if k in r]
+    body = " ".join(f"{k}={r[k]:.4f}" for k in keys)
+    return f"{r['stage']} epoch {r['epoch']}: {body} lr={r['lr']:.2g} {r['clips_per_s']:.0f} clips/s" + (" *best*" if r.get("best") else "")

@@ -1,0 +1,145 @@
+"""Training end to end on a tiny synthetic dataset: learning, resume, best checkpoint, errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from prp_deploy.data.synth import SynthSpec, write_synthetic
+from prp_deploy.errors import PRPError
+from prp_deploy.training.checkpoint import load_checkpoint
+from prp_deploy.training.config import build_config
+from prp_deploy.training.pipeline import train
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth") / "data"
+    return write_synthetic(root, SynthSpec(classes=3, groups=3, clips_per_group=3, width=64, height=48, min_frames=40, max_frames=60))
+
+
+def tiny_cfg(data: Path, **over):
+    base = {
+        "model": {"backbone": "r3d", "width": 0.125},
+        "data": {"data": str(data), "dataset": "ucf101", "short_side": 40, "frames": 8, "crop": 32, "workers": 0, "use_cache": False},
+        "pretrain": {"objective": "dgp", "intervals": [1, 2, 4], "epochs": 2, "batch_size": 6, "lr": 0.01},
+        "finetune": {"epochs": 2, "batch_size": 6},
+        "eval": {"clips": 2},
+    }
+    for k, v in over.items():
+        base.setdefault(k, {}).update(v) if isinstance(v, dict) else base.__setitem__(k, v)
+    return build_config("tiny", None, base)
+
+
+def quiet(_):
+    pass
+
+
+def test_full_run_writes_the_run_folder(tiny_data, tmp_path):
+    run = train(tiny_cfg(tiny_data), out=tmp_path / "run", say=quiet)
+    for f in ("config.yaml", "metrics.jsonl", "eval.json", "curves.png", "pretrain/best.pt", "pretrain/last.pt", "finetune/best.pt", "finetune/last.pt"):
+        assert (run / f).exists(), f
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    ev = json.loads((run / "eval.json").read_text())
+    assert ev["schema_version"] == 1 and ev["seed"] == 0 and "torch" in ev["versions"]
+    assert set(ev["pretext"]) >= {"rate_accuracy", "chance"} and ev["pretext"]["chance"] == pytest.approx(100 / 3)
+    assert ev["recognition"]["videos"] == 9 and ev["recognition"]["clips_per_video"] == 2
+    assert ev["retrieval"]["queries"] == 9 and ev["retrieval"]["gallery"] == 18  # every video counts
+    assert {"top1", "top5", "top10", "top20", "top50"} <= set(ev["retrieval"])
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(l["stage"], l["epoch"]) for l in lines] == [("pretrain", 1), ("pretrain", 2), ("finetune", 1), ("finetune", 2)]
+    state = load_checkpoint(run / "finetune" / "best.pt")
+    assert state["classes"] == ["SlideRight", "SlideLeft", "SlideUp"] and state["preprocess"]["crop"] == 32
+
+
+def test_pretraining_loss_decreases(tiny_data, tmp_path):
+    pre = {"objective": "dgp", "epochs": 4, "lr": 0.05, "batch_size": 4, "clips_per_video": 4, "motion_attention": False}
+    run = train(tiny_cfg(tiny_data, pretrain=pre, finetune={"epochs": 0}), stage="pretrain", out=tmp_path / "run", say=quiet)
+    losses = [json.loads(l)["train_loss"] for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert losses[-1] < 0.95 * losses[0], losses
+
+
+def test_resume_gives_the_same_weights_as_a_straight_run(tiny_data, tmp_path):
+    cfg = tiny_cfg(tiny_data, finetune={"epochs": 0})
+    straight = train(cfg, stage="pretrain", out=tmp_path / "a", say=quiet)
+    one = train(replace(cfg, pretrain=replace(cfg.pretrain, epochs=1)), stage="pretrain", out=tmp_path / "b", say=quiet)
+    resumed = train(cfg, stage="pretrain", out=one, resume=True, say=quiet)
+    a, b = load_checkpoint(straight / "pretrain" / "last.pt"), load_checkpoint(resumed / "pretrain" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2 and b["finished"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for ga, gb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(ga["momentum_buffer"], gb["momentum_buffer"])
+
+
+def test_best_checkpoint_is_never_replaced_by_a_worse_one(tiny_data, tmp_path):
+    cfg = tiny_cfg(tiny_data, pretrain={"epochs": 4, "lr": 0.2}, finetune={"epochs": 0})  # a high lr makes val loss jump around
+    run = train(cfg, stage="pretrain", out=tmp_path / "run", say=quiet)
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    best_epoch = min(lines, key=lambda l: (l["val_loss"], l["epoch"]))["epoch"]
+    best = load_checkpoint(run / "pretrain" / "best.pt")
+    assert best["epoch"] == best_epoch
+    running = float("inf")
+    for l in lines:
+        assert l["best"] == (l["val_loss"] < running)
+        running = min(running, l["val_loss"])
+
+
+def test_finetune_refuses_an_encoder_of_another_backbone(tiny_data, tmp_path):
+    c3d = train(tiny_cfg(tiny_data, model={"backbone": "c3d"}, pretrain={"epochs": 1}), stage="pretrain", out=tmp_path / "c3d", say=quiet)
+    with pytest.raises(PRPError, match=r"holds a c3d .* encoder, this run builds r3d .*pass --backbone c3d"):
+        train(tiny_cfg(tiny_data), stage="finetune", out=tmp_path / "ft", init=c3d / "pretrain" / "best.pt", say=quiet)
+
+
+def test_existing_run_is_not_overwritten(tiny_data, tmp_path):
+    cfg = tiny_cfg(tiny_data, pretrain={"epochs": 1}, finetune={"epochs": 0})
+    run = train(cfg, stage="pretrain", out=tmp_path / "run", say=quiet)
+    before = (run / "pretrain" / "best.pt").read_bytes()
+    with pytest.raises(PRPError, match="already holds a run"):
+        train(cfg, out=run, say=quiet)
+    assert (run / "pretrain" / "best.pt").read_bytes() == before
+
+
+def cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "prp_deploy", *args], capture_output=True, text=True, timeout=600, **kw)
+
+
+def test_cli_errors_are_one_line(tiny_data, tmp_path):
+    r = cli("train", "--data", str(tmp_path / "absent"), "--dataset", "ucf101")
+    assert r.returncode == 1 and "no such dataset folder" in r.stderr and "Traceback" not in r.stderr
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00not a checkpoint" * 50)
+    common = ["--data", str(tiny_data), "--dataset", "ucf101", "--backbone", "r3d", "--width", "0.125", "--frames", "8", "--crop", "32",
+              "--short-side", "40", "--workers", "0", "--finetune-epochs", "1", "--stage", "finetune"]
+    r = cli("train", *common, "--init", str(bad), "--out", str(tmp_path / "r1"))
+    assert r.returncode == 1 and "not a readable checkpoint" in r.stderr and "Traceback" not in r.stderr
+    r = cli("train", *common, "--out", str(tmp_path / "r2"))
+    assert r.returncode == 1 and "no pretrained encoder at" in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 3 and "Traceback" not in r.stderr
+
+
+def test_ctrl_c_saves_and_resume_finishes(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(tiny_data), "--dataset", "ucf101", "--backbone", "r3d", "--width", "0.125", "--frames", "8",
+            "--crop", "32", "--short-side", "40", "--workers", "0", "--pretrain-epochs", "50", "--finetune-epochs", "0",
+            "--stage", "pretrain", "--objective", "dp", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "prp_deploy", *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "pretrain" / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
+    state = load_checkpoint(out / "pretrain" / "last.pt")
+    assert not state["finished"] and state["epoch"] < 50
+    r = cli("train", "--resume", "--out", str(out), "--stage", "pretrain", "--pretrain-epochs", "50")
+    assert r.returncode == 0, r.stderr
+    assert "resuming at epoch" in r.stderr
