@@ -205,3 +205,33 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
         _say(f"interrupted: {e}; continue with: prp-deploy train --resume --out {out or 'RUN'}")
         sys.exit(130)
     click.echo(str(run_dir))
+
+
+@main.command("export")
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("--from", "stage", type=click.Choice(["finetune", "pretrain"]), default="finetune", show_default=True,
+              help="finetune: the action recogniser; pretrain: the pretrained encoder's features.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Export folder (default RUN/export).")
+@click.option("--fp16", is_flag=True, help="Also write model_fp16.onnx (FP16 weights and math, FP32 I/O).")
+@click.option("--trt", is_flag=True, help="Also build an FP16 TensorRT engine model.plan (implies --fp16).")
+@click.option("--batch", default="1:8:32", show_default=True, help="TensorRT optimisation profile MIN:OPT:MAX; Triton's max batch.")
+@click.option("--triton", is_flag=True, help="Also write a Triton model repository under OUT/triton.")
+@click.option("--parity-clips", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--parity-videos", multiple=True, type=click.Path(path_type=Path), help="Videos (or folders) for the parity clips.")
+@click.option("--atol", type=float, default=1e-4, show_default=True)
+@click.option("--rtol", type=float, default=1e-4, show_default=True)
+@click.option("--verify-only", is_flag=True, help="Re-check the artefacts already in OUT; build nothing.")
+def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parity_videos, atol, rtol, verify_only):
+    """Export a run (default: the newest under runs/) to ONNX / FP16 / TensorRT and check parity."""
+    from .export.pipeline import ExportOptions, export, parse_batch
+
+    opts = ExportOptions(stage=stage, out=out, fp16=fp16, trt=trt, triton=triton, batch=parse_batch(batch), parity_clips=parity_clips,
+                         parity_videos=list(parity_videos), atol=atol, rtol=rtol, verify_only=verify_only)
+    result = export(source, opts, say=_say)
+    click.echo(result.report.table())
+    click.echo(f"artefacts in {result.out}: {', '.join(result.artifacts)}; report {result.out / 'parity.json'}")
+    if not result.report.passed:
+        raise PRPError(f"parity FAILED for {', '.join(a for a in result.artifacts if not result.report.artifact_passed(a))}; artefacts kept, see {result.out / 'parity.json'}")
+    if trt and result.trt_unavailable:
+        click.echo(f"error: {result.trt_unavailable} (the ONNX artefacts above are written and checked)", err=True)
+        sys.exit(2)

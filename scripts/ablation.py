@@ -47,14 +47,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/ablation"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--results", type=Path, default=Path("docs/results.md"))
+    ap.add_argument("--config", type=Path, default=Path("docs/ablation.yaml"), help="The budget every run shares.")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     commands, table = [], {}
     for name, flags in ROWS:
         for seed in args.seeds:
             out = args.out / f"{name.split()[0]}{'-noma' if 'no MA' in name else ''}-s{seed}"
-            cli = [*flags, "--seed", str(seed), "--out", str(out)]
+            cli = ["--config", str(args.config), *flags, "--seed", str(seed), "--out", str(out)]
             commands.append("prp-deploy train " + " ".join(cli))
             if not (out / "eval.json").exists():
                 run(cli, args.out / f"{out.name}.log")
@@ -63,7 +63,7 @@ def main(argv=None):
     for s in INTERVALS:
         for seed in args.seeds:
             out = args.out / f"dp-S{s.replace(',', '')}-s{seed}"
-            cli = ["--objective", "dp", "--intervals", s, "--finetune-epochs", "0", "--seed", str(seed), "--out", str(out)]
+            cli = ["--config", str(args.config), "--objective", "dp", "--intervals", s, "--finetune-epochs", "0", "--seed", str(seed), "--out", str(out)]
             commands.append("prp-deploy train " + " ".join(cli))
             if not (out / "eval.json").exists():
                 run(cli, args.out / f"{out.name}.log")

@@ -1,14 +1,26 @@
-"""The runtime's dependencies stay light: the package, its data layer and preprocessing import no torch."""
+"""The runtime's dependencies stay light: the package, its data layer, preprocessing and runtime import no torch."""
 
 import subprocess
 import sys
 
 MODULES = ["prp_deploy", "prp_deploy.data.preprocess", "prp_deploy.data.video", "prp_deploy.data.datasets",
            "prp_deploy.data.sampling", "prp_deploy.data.cache", "prp_deploy.data.clips", "prp_deploy.data.synth",
-           "prp_deploy.data.tasks", "prp_deploy.cli"]
+           "prp_deploy.data.tasks", "prp_deploy.cli", "prp_deploy.runtime.backends", "prp_deploy.runtime.model_info"]
 
 
 def test_light_modules_import_without_torch():
     code = "import sys\n" + "".join(f"import {m}\n" for m in MODULES) + "print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_runtime_sources_never_import_torch():
+    """Not even lazily, at any indentation: the runtime must embed without torch installed."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "prp_deploy" / "runtime"
+    for f in root.rglob("*.py"):
+        text = f.read_text()
+        assert not re.search(r"^\s*(import torch|from torch)", text, re.M), f
+        assert not re.search(r"^\s*from \.\.(training|models|export)", text, re.M), f

@@ -1,0 +1,81 @@
+"""FP16 ONNX → serialised TensorRT engine. Thin on purpose: no machine that builds this
+project has TensorRT, so every call here follows the TensorRT Python API documentation
+and is exercised by `scripts/gpu_check.sh` on a machine that has it.
+
+A strongly typed network takes its precisions from the ONNX types, so the same code
+builds FP16 engines on TensorRT 10.x (where weak typing is deprecated since 10.12) and
+11.x (where BuilderFlag.FP16 is gone).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import PRPError
+
+
+class TensorRTUnavailable(PRPError):
+    """TensorRT or a GPU is missing: the ONNX artefacts are written, the engine is not."""
+
+
+def tensorrt_or_reason():
+    """(tensorrt module, cuda runtime module) or raise TensorRTUnavailable saying what to install."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise TensorRTUnavailable("--trt: tensorrt is not installed; pip install 'prp-deploy[trt]' (tensorrt-cu12 or -cu13 with cuda-bindings of the same CUDA major)") from None
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        raise TensorRTUnavailable("--trt: cuda-python is not installed; pip install 'prp-deploy[trt]' (cuda-bindings of your CUDA major)") from None
+    err, count = cudart.cudaGetDeviceCount()
+    if int(err) != 0 or count < 1:
+        raise TensorRTUnavailable("--trt: no CUDA GPU is visible; build the engine on the machine that will run it")
+    return trt, cudart
+
+
+def build_engine(onnx_path: Path, plan_path: Path, batch: tuple[int, int, int], clip_shape: tuple[int, int, int, int],
+                 workspace_gib: float = 4.0, timing_cache: Path | None = None) -> dict:
+    """Build `plan_path` from the FP16 ONNX with an optimisation profile over the batch size."""
+    trt, cudart = tensorrt_or_reason()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(onnx_path).read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise PRPError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    profile = builder.create_optimization_profile()
+    lo, opt, hi = batch
+    profile.set_shape("clip", (lo, *clip_shape), (opt, *clip_shape), (hi, *clip_shape))
+    config.add_optimization_profile(profile)
+    cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.exists() else b""
+    cache = config.create_timing_cache(cache_bytes)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise PRPError(f"{onnx_path}: TensorRT could not build an engine (see the TensorRT log above)")
+    _atomic_write(plan_path, bytes(serialized))
+    if timing_cache is not None:  # reused by the next build: much faster rebuilds
+        _atomic_write(timing_cache, bytes(config.get_timing_cache().serialize()))
+    dev = cudart.cudaGetDevice()[1]
+    props = cudart.cudaGetDeviceProperties(dev)[1]
+    name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
+    facts = {"tensorrt_version": trt.__version__, "gpu": name, "compute_capability": f"{props.major}.{props.minor}",
+             "batch": {"min": lo, "opt": opt, "max": hi}, "clip_shape": list(clip_shape), "workspace_gib": workspace_gib,
+             "precision": "fp16 (strongly typed, from model_fp16.onnx)", "onnx": Path(onnx_path).name}
+    _atomic_write(plan_path.with_name(plan_path.name + ".json"), json.dumps(facts, indent=2).encode())
+    return facts
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)

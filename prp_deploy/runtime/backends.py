@@ -1,0 +1,180 @@
+"""Inference backends behind one interface: float32 clips (N, 3, T, H, W) in, a dict of
+`logits` (N, classes) and/or `features` (N, D) out, float32.
+
+ONNX Runtime (CPU, CUDA) and TensorRT live here, torch-free; heavy imports happen inside
+the constructors, so the package imports without them. The torch reference backend needs
+the model code and lives in `prp_deploy.export.torch_backend`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import PRPError
+
+
+class Backend(Protocol):
+    name: str
+    outputs: tuple[str, ...]
+    max_batch: int | None  # None: any
+
+    def run(self, clips: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+class OnnxRuntimeBackend:
+    """An ONNX model in onnxruntime; `device="cuda"` needs onnxruntime-gpu."""
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0):
+        import onnxruntime as ort
+
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise PRPError("onnxruntime has no CUDA provider here: pip install 'prp-deploy[gpu]' (onnxruntime-gpu)")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            so.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=providers)
+        except Exception as e:
+            raise PRPError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:160]})") from None
+        self.name = f"onnxruntime-{device}"
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise PRPError(f"{path}: expected one input (clip), found {[i.name for i in inputs]}")
+        self.input_name = inputs[0].name
+        self.outputs = tuple(o.name for o in self.session.get_outputs())
+        batch = inputs[0].shape[0]
+        self.max_batch = batch if isinstance(batch, int) else None
+
+    def run(self, clips: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(None, {self.input_name: np.ascontiguousarray(clips, dtype=np.float32)})
+        return {name: np.asarray(v, dtype=np.float32) for name, v in zip(self.outputs, values)}
+
+
+def _check(result, what: str):
+    """cuda.bindings calls return (error, *values); raise on a non-success error."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise RuntimeError(f"CUDA error {int(err)} in {what}")
+    return values[0] if len(values) == 1 else values
+
+
+class TensorRTBackend:
+    """A serialised TensorRT engine (`model.plan`), run with execute_async_v3.
+
+    Device memory through cuda-python's `cuda.bindings.runtime` (no pycuda). Buffers are
+    allocated for the engine's largest batch once and reused; each call copies the batch
+    in, enqueues, copies the outputs out, and synchronises the stream.
+    """
+
+    def __init__(self, plan: str | Path):
+        plan = Path(plan)
+        try:
+            import tensorrt as trt
+            from cuda.bindings import runtime as cudart
+        except ImportError as e:
+            raise PRPError(f"TensorRT backend needs tensorrt and cuda-python: pip install 'prp-deploy[trt]' ({e.name} is missing)") from None
+        self.trt, self.cudart = trt, cudart
+        sidecar = plan.with_name(plan.name + ".json")
+        facts = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        check_engine_compatibility(facts, trt.__version__, _compute_capability(cudart), plan)
+        logger = trt.Logger(trt.Logger.WARNING)
+        self.engine = trt.Runtime(logger).deserialize_cuda_engine(plan.read_bytes())
+        if self.engine is None:
+            raise PRPError(f"{plan}: TensorRT {trt.__version__} could not deserialize it (built by another TensorRT version or GPU?); rebuild with `prp-deploy export --trt`")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+        self.outputs = tuple(n for n in names if n != self.input_name)
+        _, _, max_shape = self.engine.get_tensor_profile_shape(self.input_name, 0)
+        self.max_batch = int(max_shape[0])
+        self.clip_shape = tuple(int(s) for s in max_shape[1:])
+        self.name = "tensorrt"
+        self.stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self._buffers: dict[str, tuple[int, int]] = {}  # name → (device pointer, bytes)
+        for n in names:
+            shape = list(self.engine.get_tensor_shape(n))
+            shape[0] = self.max_batch
+            nbytes = int(np.prod(shape)) * np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))).itemsize
+            self._buffers[n] = (_check(cudart.cudaMalloc(nbytes), "cudaMalloc"), nbytes)
+
+    def run(self, clips: np.ndarray) -> dict[str, np.ndarray]:
+        trt, cudart = self.trt, self.cudart
+        clips = np.ascontiguousarray(clips, dtype=np.float32)
+        if clips.shape[0] > self.max_batch or clips.shape[1:] != self.clip_shape:
+            raise PRPError(f"TensorRT engine takes up to {self.max_batch} clips of {self.clip_shape}, got {clips.shape}")
+        self.context.set_input_shape(self.input_name, clips.shape)
+        ptr, _ = self._buffers[self.input_name]
+        _check(cudart.cudaMemcpyAsync(ptr, clips.ctypes.data, clips.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream), "copy in")
+        for n, (p, _) in self._buffers.items():
+            self.context.set_tensor_address(n, p)
+        if not self.context.execute_async_v3(self.stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed")
+        out = {}
+        for n in self.outputs:
+            host = np.empty(tuple(self.context.get_tensor_shape(n)), dtype=trt.nptype(self.engine.get_tensor_dtype(n)))
+            _check(cudart.cudaMemcpyAsync(host.ctypes.data, self._buffers[n][0], host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream), "copy out")
+            out[n] = host
+        _check(cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
+        return {n: v.astype(np.float32, copy=False) for n, v in out.items()}
+
+    def __del__(self):
+        cudart = getattr(self, "cudart", None)
+        if cudart is None:
+            return
+        for p, _ in getattr(self, "_buffers", {}).values():
+            cudart.cudaFree(p)
+        if getattr(self, "stream", None) is not None:
+            cudart.cudaStreamDestroy(self.stream)
+
+
+def _compute_capability(cudart) -> str:
+    dev = _check(cudart.cudaGetDevice(), "cudaGetDevice")
+    props = _check(cudart.cudaGetDeviceProperties(dev), "cudaGetDeviceProperties")
+    return f"{props.major}.{props.minor}"
+
+
+def check_engine_compatibility(facts: dict, trt_version: str, compute_capability: str, plan: Path) -> None:
+    """A plan runs only on the TensorRT version and GPU architecture that built it: say which differs and what to do."""
+    built_trt, built_cc = facts.get("tensorrt_version"), facts.get("compute_capability")
+    if built_trt and built_trt != trt_version:
+        raise PRPError(f"{plan}: built by TensorRT {built_trt}, this is TensorRT {trt_version}; rebuild it here with `prp-deploy export --trt`")
+    if built_cc and built_cc != compute_capability:
+        raise PRPError(f"{plan}: built for GPU compute capability {built_cc} ({facts.get('gpu', '?')}), this GPU is {compute_capability}; "
+                       "rebuild it on this GPU with `prp-deploy export --trt`")
+
+
+def open_backend(model: str | Path, backend: str = "auto") -> Backend:
+    """A backend for `model` (an export folder, a .onnx or a .plan): auto = TensorRT, then ONNX Runtime CUDA, then CPU."""
+    model = Path(model)
+    plan = model if model.suffix == ".plan" else (model / "model.plan" if model.is_dir() else None)
+    onnx = model if model.suffix == ".onnx" else (model / "model.onnx" if model.is_dir() else None)
+    if backend == "tensorrt":
+        if plan is None or not plan.exists():
+            raise PRPError(f"{model}: no model.plan; build one with `prp-deploy export --trt`")
+        return TensorRTBackend(plan)
+    if backend in ("onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda"):
+        if onnx is None or not onnx.exists():
+            raise PRPError(f"{model}: no model.onnx")
+        return OnnxRuntimeBackend(onnx, "cuda" if backend == "onnxruntime-cuda" else "cpu")
+    if backend != "auto":
+        raise PRPError(f"unknown backend {backend!r}; expected auto, tensorrt or onnxruntime")
+    if plan is not None and plan.exists():
+        try:
+            return TensorRTBackend(plan)
+        except PRPError:
+            pass  # no TensorRT here, or an engine for another GPU: fall through to ONNX Runtime
+    if onnx is None or not onnx.exists():
+        raise PRPError(f"{model}: neither model.plan nor model.onnx")
+    import onnxruntime as ort
+
+    device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+    return OnnxRuntimeBackend(onnx, device)

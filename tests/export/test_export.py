@@ -1,0 +1,176 @@
+"""Export on CPU: ONNX FP32 and FP16 parity on real clips, metadata, failure modes; TensorRT skips."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from prp_deploy.data.synth import SynthSpec, write_synthetic
+from prp_deploy.errors import PRPError
+from prp_deploy.export.onnx_export import perturb_onnx_weights
+from prp_deploy.export.pipeline import ExportOptions, export
+from prp_deploy.models import ActionRecognizer, EncoderConfig, build_encoder
+from prp_deploy.runtime.backends import OnnxRuntimeBackend
+from prp_deploy.runtime.model_info import read_model_info
+from prp_deploy.training.checkpoint import save_checkpoint
+from prp_deploy.training.config import build_config
+
+CLASSES = ["SlideRight", "SlideLeft", "SlideUp"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth") / "data"
+    return write_synthetic(root, SynthSpec(classes=3, groups=3, clips_per_group=2, width=64, height=48, min_frames=20, max_frames=30))
+
+
+def make_run(root: Path, data: Path, backbone: str, seed: int = 0) -> Path:
+    """A run folder with a finetune checkpoint as training writes it (random weights, real BN statistics)."""
+    cfg = build_config("tiny", None, {"model": {"backbone": backbone, "width": 0.125},
+                                      "data": {"data": str(data), "dataset": "ucf101", "short_side": 40, "frames": 8, "crop": 32}})
+    torch.manual_seed(seed)
+    model = ActionRecognizer(build_encoder(cfg.model), len(CLASSES))
+    model.train()
+    with torch.no_grad():  # give BatchNorm non-trivial running statistics, so folding is really tested
+        for _ in range(3):
+            model(torch.rand(4, 3, 8, 32, 32) * 2)
+    state = {"encoder": cfg.model.to_dict(), "model": model.state_dict(), "stage": "finetune", "classes": CLASSES,
+             "preprocess": {"short_side": 40, "crop": 32, "frames": 8, "sample_rate": 1, "mean": [0, 0, 0], "std": [1, 1, 1]},
+             "train_fps": 25.0, "config": cfg.to_dict(), "epoch": 1}
+    save_checkpoint(state, root / "finetune" / "best.pt")
+    return root
+
+
+def quiet(_):
+    pass
+
+
+@pytest.mark.parametrize("backbone", ["c3d", "r3d", "r21d"])
+def test_fp32_and_fp16_parity_pass_on_real_clips(backbone, tiny_data, tmp_path):
+    run = make_run(tmp_path / "run", tiny_data, backbone)
+    result = export(run, ExportOptions(fp16=True, parity_clips=12), say=quiet)
+    assert result.report.passed, result.report.table()
+    report = json.loads((run / "export" / "parity.json").read_text())
+    assert report["passed"] is True and report["clips"] == 12 and len(report["videos"]) >= 3
+    assert report["artifacts"] == {"model.onnx": True, "model_fp16.onnx": True}
+    real = [c for c in report["checks"] if c["inputs"] == "real"]
+    assert {(c["artifact"], c["output"]) for c in real} == {(a, o) for a in ("model.onnx", "model_fp16.onnx") for o in ("logits", "features")}
+    for c in real:
+        assert c["passed"] and c["clips"] == 12 and c["thresholds"]
+        if c["output"] == "features":
+            assert c["stats"]["min_cosine"] >= 0.999
+    g = onnx.load(str(run / "export" / "model.onnx"))
+    onnx.checker.check_model(g)
+    ops = {n.op_type for n in g.graph.node}
+    assert "BatchNormalization" not in ops and "GlobalAveragePool" not in ops and "AveragePool" in ops
+    assert g.opset_import[0].version >= 17
+    assert g.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
+
+
+def test_metadata_round_trips_through_onnx_and_model_json(tiny_data, tmp_path):
+    run = make_run(tmp_path / "run", tiny_data, "r3d")
+    export(run, ExportOptions(parity_clips=4), say=quiet)
+    from_json = read_model_info(run / "export")
+    from_onnx = read_model_info(run / "export" / "model.onnx")
+    assert from_json.raw == from_onnx.raw
+    info = from_onnx
+    assert info.kind == "recognizer" and list(info.classes) == CLASSES
+    assert info.preprocess.crop == 32 and info.preprocess.frames == 8 and info.preprocess.short_side == 40
+    assert info.raw["preprocess"]["channel_order"] == "RGB" and info.raw["preprocess"]["value_scale"] == [0.0, 1.0]
+    assert info.sample_rate == 1 and info.train_fps == 25.0 and info.raw["backbone"]["backbone"] == "r3d"
+    assert info.raw["schema_version"] == 1 and "torch" in info.raw["versions"]
+    backend = OnnxRuntimeBackend(run / "export" / "model.onnx")
+    out = backend.run(np.zeros((3, *info.input_shape), np.float32))
+    assert out["logits"].shape == (3, 3) and out["features"].shape == (3, info.feature_dim)
+
+
+def test_opencv_dnn_runs_the_exported_graph(tiny_data, tmp_path):
+    """The C++ example loads model.onnx with OpenCV's DNN module: it must give the same numbers."""
+    run = make_run(tmp_path / "run", tiny_data, "r21d")
+    export(run, ExportOptions(parity_clips=4), say=quiet)
+    net = cv2.dnn.readNetFromONNX(str(run / "export" / "model.onnx"))
+    x = np.random.default_rng(0).random((2, 3, 8, 32, 32), dtype=np.float32)
+    net.setInput(x)
+    logits, feats = net.forward(["logits", "features"])
+    ref = OnnxRuntimeBackend(run / "export" / "model.onnx").run(x)
+    np.testing.assert_allclose(logits, ref["logits"], atol=1e-4)
+    np.testing.assert_allclose(feats, ref["features"], atol=1e-4)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "prp_deploy", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_corrupted_export_is_caught_with_a_non_zero_exit(tiny_data, tmp_path):
+    run = make_run(tmp_path / "run", tiny_data, "r3d")
+    r = cli("export", str(run), "--parity-clips", "6")
+    assert r.returncode == 0, r.stderr
+    perturb_onnx_weights(run / "export" / "model.onnx")
+    before = (run / "export" / "model.onnx").read_bytes()
+    r = cli("export", str(run), "--parity-clips", "6", "--verify-only")
+    assert r.returncode == 1 and "parity FAILED for model.onnx" in r.stderr and "Traceback" not in r.stderr
+    assert "FAILED | model.onnx" in r.stdout
+    report = json.loads((run / "export" / "parity.json").read_text())
+    assert report["passed"] is False and report["artifacts"]["model.onnx"] is False
+    assert (run / "export" / "model.onnx").read_bytes() == before  # the artefact is kept, marked failed
+
+
+def test_comparing_nothing_fails():
+    from prp_deploy.export.parity import ParityReport, compare
+
+    assert not ParityReport().passed
+    c = compare(np.empty((0, 4)), np.empty((0, 4)), "logits", "fp32", 1e-4, 1e-4, artifact="a", backend="b", inputs="real")
+    assert not c.passed and c.stats["error"] == "nothing compared"
+
+
+def test_bad_sources_are_clear_errors(tiny_data, tmp_path):
+    r = cli("export", str(tmp_path / "nope"))
+    assert r.returncode == 1 and "no such run folder or checkpoint" in r.stderr and "Traceback" not in r.stderr
+    junk = tmp_path / "junk.pt"
+    torch.save({"weights": torch.zeros(3)}, junk)
+    r = cli("export", str(junk))
+    assert r.returncode == 1 and "not a prp-deploy checkpoint" in r.stderr and "Traceback" not in r.stderr
+    run = make_run(tmp_path / "run", tiny_data, "r3d")
+    r = cli("export", str(run), "--from", "pretrain")
+    assert r.returncode == 1 and "no pretrain/best.pt" in r.stderr
+    r = cli("export", str(run), "--batch", "8:4:2")
+    assert r.returncode == 1 and "MIN <= OPT <= MAX" in r.stderr
+
+
+def test_trt_without_tensorrt_writes_onnx_then_exits_2(tiny_data, tmp_path):
+    pytest.importorskip("onnxruntime")
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here: the engine path is checked by scripts/gpu_check.sh")
+    except ImportError:
+        pass
+    run = make_run(tmp_path / "run", tiny_data, "c3d")
+    r = cli("export", str(run), "--trt", "--parity-clips", "4")
+    assert r.returncode == 2, r.stderr
+    assert "tensorrt is not installed" in r.stderr and "Traceback" not in r.stderr
+    assert (run / "export" / "model.onnx").exists() and (run / "export" / "model_fp16.onnx").exists()
+    assert json.loads((run / "export" / "parity.json").read_text())["passed"] is True
+
+
+def test_tensorrt_engine_parity():
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed on this machine; scripts/gpu_check.sh builds and checks the engine on a GPU")
+
+
+def test_triton_repository_parses_as_model_config(tiny_data, tmp_path):
+    text_format = pytest.importorskip("google.protobuf.text_format")
+    model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
+    run = make_run(tmp_path / "run", tiny_data, "r3d")
+    export(run, ExportOptions(parity_clips=4, triton=True, batch=(1, 4, 16)), say=quiet)
+    model_dir = run / "export" / "triton" / "prp_r3d_recognizer_onnx"
+    cfg = text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert cfg.name == model_dir.name and cfg.platform == "onnxruntime_onnx" and cfg.max_batch_size == 16
+    assert [(i.name, list(i.dims)) for i in cfg.input] == [("clip", [3, 8, 32, 32])]
+    assert {o.name: list(o.dims) for o in cfg.output} == {"logits": [3], "features": [list(cfg.output)[1].dims[0]]}
+    assert list(cfg.dynamic_batching.preferred_batch_size) == [4, 16]
+    assert (model_dir / "1" / "model.onnx").read_bytes() == (run / "export" / "model.onnx").read_bytes()
