@@ -235,3 +235,53 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
     if trt and result.trt_unavailable:
         click.echo(f"error: {result.trt_unavailable} (the ONNX artefacts above are written and checked)", err=True)
         sys.exit(2)
+
+
+@main.command("run")
+@click.argument("source")
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="Export folder, .onnx or .plan (default: the newest export under runs/).")
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]), default="auto", show_default=True)
+@click.option("--task", type=click.Choice(["recognize", "features", "both"]), default="both", show_default=True)
+@click.option("--stride", type=click.IntRange(1), default=None, help="Source frames between window starts (default: half a window).")
+@click.option("--sample-rate", default=None, help="Take every K-th frame, or 'auto' (the model's rate scaled by source fps / training fps). Default: the model's.")
+@click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--topk", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="JSONL file (default stdout).")
+@click.option("--features", "features_out", type=click.Path(path_type=Path), default=None, help="Per-window embeddings .npy (+ .json index).")
+@click.option("--overlay", type=click.Path(path_type=Path), default=None, help="Write the video with the top label drawn on it (.mp4).")
+@click.option("--live/--no-live", default=None, help="Drop frames to keep up with real time (default: on for webcams and RTSP).")
+def run_cmd(source, model, backend, task, stride, sample_rate, batch, topk, out, features_out, overlay, live):
+    """Stream SOURCE (a video file, a webcam index such as 0, or a URL) through the model."""
+    from .runtime.run import RunOptions, format_summary, run
+
+    if sample_rate is not None and sample_rate != "auto":
+        if not sample_rate.isdigit() or int(sample_rate) < 1:
+            raise PRPError(f"--sample-rate wants a positive integer or auto, got {sample_rate!r}")
+        sample_rate = int(sample_rate)
+    if task == "features" and features_out is None and out is None:
+        raise PRPError("--task features needs --features FILE.npy (or --out for the window records)")
+    opts = RunOptions(task=task, stride=stride, sample_rate=sample_rate, batch=batch, topk=topk, live=live)
+    summary = run(source, model, backend, opts, out=out, features=features_out, overlay=overlay, say=_say)
+    _say(format_summary(summary))
+
+
+@main.command("bench")
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="Export folder (default: the newest under runs/).")
+@click.option("--backends", default="auto", show_default=True, help="Comma list of torch, onnxruntime, onnxruntime-fp16, tensorrt; auto = all that run here.")
+@click.option("--batch", "batches", default="1,8", show_default=True, help="Batch sizes, comma separated.")
+@click.option("--iters", type=click.IntRange(2), default=20, show_default=True)
+@click.option("--video", type=click.Path(path_type=Path), default=None, help="Video for the end-to-end run (default: a synthetic test video).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the results as JSON.")
+def bench_cmd(model, backends, batches, iters, video, json_out):
+    """Backends side by side (clips/s, latency), GFLOP/s against this machine's matmul peak, and pipeline efficiency."""
+    from .runtime.bench import bench, format_bench
+    from .runtime.run import find_model
+
+    try:
+        sizes = [int(b) for b in batches.split(",")]
+    except ValueError:
+        raise PRPError(f"--batch wants comma-separated integers, got {batches!r}") from None
+    result = bench(find_model(model, _say), backends.split(","), sizes, iters, video, say=_say)
+    click.echo(format_bench(result))
+    if json_out:
+        Path(json_out).write_text(json.dumps(result, indent=2))

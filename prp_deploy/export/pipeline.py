@@ -107,6 +107,24 @@ def model_metadata(model: LoadedModel, spec: Preprocess, feature_dim: int) -> di
     }
 
 
+def without_none(d):
+    """The same JSON tree without null values (keys whose value is unknown are left out)."""
+    if isinstance(d, dict):
+        return {k: without_none(v) for k, v in d.items() if v is not None}
+    if isinstance(d, list):
+        return [without_none(v) for v in d if v is not None]
+    return d
+
+
+def gflops_per_clip(module: torch.nn.Module, clip_shape) -> float:
+    """Forward FLOPs of one clip (multiply-add = 2 FLOPs), for the runtime's GFLOP/s figures."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(torch.zeros(1, *clip_shape))
+    return counter.get_total_flops() / 1e9
+
+
 def _config_hash(cfg: dict) -> str | None:
     if not cfg:
         return None
@@ -183,6 +201,8 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     with torch.no_grad():
         feature_dim = int(torch_ref.run(np.zeros((1, *clip_shape), np.float32))["features"].shape[1])
     meta = model_metadata(model, spec, feature_dim)
+    meta["gflops_per_clip"] = gflops_per_clip(model.module, clip_shape)
+    meta = without_none(meta)  # OpenCV's JSON reader (the C++ example) rejects null
     parse_model_info(meta, "model metadata")  # what the runtime will read must parse
     fp16 = opts.fp16 or opts.trt
     onnx_path, fp16_path, plan_path = out / "model.onnx", out / "model_fp16.onnx", out / "model.plan"
@@ -233,7 +253,12 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
                 c = compare(ref_random[output], got_r[output], output, precision, opts.atol, opts.rtol, artifact=name, backend=backend.name, inputs="random")
                 c.gating = False
                 report.checks.append(c)
-    report_dict = {**report.to_dict(), "source": str(ckpt), "build": facts, "tensorrt_skipped": trt_reason}
+    # Artefacts left from an earlier export that this one did not rebuild: kept (an engine is
+    # costly to rebuild), but named, since they may no longer match model.onnx.
+    stale = [p.name for p in (fp16_path, plan_path) if p.exists() and p.name not in artifacts]
+    for name in stale:
+        say(f"export: {name} is from an earlier export and was not rebuilt or checked now")
+    report_dict = {**report.to_dict(), "source": str(ckpt), "build": facts, "tensorrt_skipped": trt_reason, "not_checked": stale}
     tmp = out / ".parity.json.tmp"
     tmp.write_text(json.dumps(report_dict, indent=2))
     tmp.replace(out / "parity.json")

@@ -53,6 +53,8 @@ class OnnxRuntimeBackend:
         self.outputs = tuple(o.name for o in self.session.get_outputs())
         batch = inputs[0].shape[0]
         self.max_batch = batch if isinstance(batch, int) else None
+        dims = inputs[0].shape[1:]
+        self.clip_shape = tuple(dims) if all(isinstance(d, int) for d in dims) else None
 
     def run(self, clips: np.ndarray) -> dict[str, np.ndarray]:
         values = self.session.run(None, {self.input_name: np.ascontiguousarray(clips, dtype=np.float32)})
@@ -150,6 +152,16 @@ def check_engine_compatibility(facts: dict, trt_version: str, compute_capability
     if built_cc and built_cc != compute_capability:
         raise PRPError(f"{plan}: built for GPU compute capability {built_cc} ({facts.get('gpu', '?')}), this GPU is {compute_capability}; "
                        "rebuild it on this GPU with `prp-deploy export --trt`")
+
+
+def check_backend_matches(backend, info) -> None:
+    """The graph's clip shape and outputs must be what the metadata says, or preprocessing would be wrong."""
+    shape = getattr(backend, "clip_shape", None)
+    if shape is not None and tuple(shape) != tuple(info.input_shape):
+        raise PRPError(f"model metadata (clip {list(info.input_shape)}) does not match the graph's input {list(shape)}; re-export the model")
+    missing = [o for o in info.outputs if o not in backend.outputs]
+    if missing:
+        raise PRPError(f"model metadata promises outputs {missing} that the graph does not have ({list(backend.outputs)}); re-export the model")
 
 
 def open_backend(model: str | Path, backend: str = "auto") -> Backend:

@@ -1,0 +1,94 @@
+// TensorRT variant of the backend: runs model.plan (built by `prp-deploy export --trt`) with
+// enqueueV3. Compiled only when CMake finds TensorRT's C++ SDK and the CUDA runtime.
+#include "prp_runtime.hpp"
+
+#include <NvInfer.h>
+#include <cuda_runtime_api.h>
+
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+class Logger : public nvinfer1::ILogger {
+  void log(Severity severity, const char* msg) noexcept override {
+    if (severity <= Severity::kWARNING) std::cerr << "[TensorRT] " << msg << std::endl;
+  }
+};
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+class TensorRtBackend : public prp::Backend {
+ public:
+  TensorRtBackend(const std::string& plan, bool has_logits) : has_logits_(has_logits) {
+    std::ifstream f(plan, std::ios::binary);
+    if (!f) throw std::runtime_error(plan + ": cannot be read (build it with `prp-deploy export --trt`)");
+    std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    runtime_.reset(nvinfer1::createInferRuntime(logger_));
+    engine_.reset(runtime_->deserializeCudaEngine(bytes.data(), bytes.size()));
+    if (!engine_) throw std::runtime_error(plan + ": TensorRT could not deserialize it (another TensorRT version or GPU?); rebuild it here");
+    context_.reset(engine_->createExecutionContext());
+    const nvinfer1::Dims max_in = engine_->getProfileShape("clip", 0, nvinfer1::OptProfileSelector::kMAX);
+    max_batch_ = max_in.d[0];
+    check(cudaStreamCreate(&stream_), "cudaStreamCreate");
+    for (int i = 0; i < engine_->getNbIOTensors(); ++i) {
+      const char* name = engine_->getIOTensorName(i);
+      nvinfer1::Dims d = engine_->getTensorShape(name);
+      size_t count = 1;
+      for (int k = 0; k < d.nbDims; ++k) count *= (d.d[k] < 0 ? max_batch_ : d.d[k]);
+      void* ptr = nullptr;
+      check(cudaMalloc(&ptr, count * sizeof(float)), "cudaMalloc");  // inputs and outputs are FP32
+      buffers_[name] = ptr;
+    }
+  }
+  ~TensorRtBackend() override {
+    for (auto& b : buffers_) cudaFree(b.second);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  prp::Outputs run(const cv::Mat& blob) override {
+    const int n = blob.size[0];
+    if (n > max_batch_) throw std::runtime_error("batch larger than the engine's profile");
+    nvinfer1::Dims in;
+    in.nbDims = 5;
+    for (int k = 0; k < 5; ++k) in.d[k] = blob.size[k];
+    context_->setInputShape("clip", in);
+    check(cudaMemcpyAsync(buffers_["clip"], blob.ptr<float>(), blob.total() * sizeof(float), cudaMemcpyHostToDevice, stream_), "copy in");
+    for (auto& b : buffers_) context_->setTensorAddress(b.first.c_str(), b.second);
+    if (!context_->enqueueV3(stream_)) throw std::runtime_error("enqueueV3 failed");
+    prp::Outputs o;
+    auto fetch = [&](const char* name) {
+      nvinfer1::Dims d = context_->getTensorShape(name);
+      cv::Mat m(d.d[0], d.d[1], CV_32F);
+      check(cudaMemcpyAsync(m.ptr<float>(), buffers_[name], m.total() * sizeof(float), cudaMemcpyDeviceToHost, stream_), "copy out");
+      return m;
+    };
+    if (has_logits_) o.logits = fetch("logits");
+    o.features = fetch("features");
+    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    return o;
+  }
+
+ private:
+  Logger logger_;
+  std::unique_ptr<nvinfer1::IRuntime> runtime_;
+  std::unique_ptr<nvinfer1::ICudaEngine> engine_;
+  std::unique_ptr<nvinfer1::IExecutionContext> context_;
+  std::map<std::string, void*> buffers_;
+  cudaStream_t stream_ = nullptr;
+  int max_batch_ = 1;
+  bool has_logits_;
+};
+
+}  // namespace
+
+std::unique_ptr<prp::Backend> make_tensorrt_backend(const std::string& plan, bool has_logits) {
+  return std::make_unique<TensorRtBackend>(plan, has_logits);
+}

@@ -1,0 +1,70 @@
+"""`from prp_deploy import Recognizer`: the runtime for applications, torch-free.
+
+    rec = Recognizer("runs/NAME/export")                 # or a .onnx / .plan; backend="auto"
+    rec.predict(frames)      # the BGR uint8 frames of one window → [{"label", "score"}, ...]
+    rec.features(frames)     # → (D,) float32 embedding
+    for record in rec.stream("video.mp4"):  # the same records as `prp-deploy run`'s JSONL
+        ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..data.preprocess import center_crop_offsets, resize_rgb, to_input
+from ..errors import PRPError
+from .backends import check_backend_matches, open_backend
+from .model_info import read_model_info
+from .run import RunOptions, stream_records
+from .stream import top_k
+
+
+class Recognizer:
+    def __init__(self, model: str | Path, backend: str = "auto"):
+        self.info = read_model_info(model)
+        self.backend = open_backend(model, backend)
+        check_backend_matches(self.backend, self.info)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.info.classes
+
+    @property
+    def window_frames(self) -> int:
+        """Source frames one window takes: T × sample_rate."""
+        return self.info.preprocess.frames * self.info.sample_rate
+
+    def clip(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """The model input (3, T, crop, crop) for one window of BGR uint8 frames (fewer are padded by repeating the last)."""
+        if len(frames) == 0:
+            raise PRPError("a window needs at least one frame")
+        p, step = self.info.preprocess, self.info.sample_rate
+        picked = [frames[min(j * step, len(frames) - 1)] for j in range(p.frames)]
+        out = []
+        for f in picked:
+            f = np.asarray(f)
+            if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
+                raise PRPError(f"frames must be HxWx3 uint8 BGR images, got {f.dtype} {f.shape}")
+            rgb = resize_rgb(f, p.short_side)
+            y, x = center_crop_offsets(rgb.shape[0], rgb.shape[1], p.crop)
+            out.append(rgb[y : y + p.crop, x : x + p.crop])
+        return to_input(np.stack(out), p.mean, p.std)
+
+    def _run(self, frames) -> dict[str, np.ndarray]:
+        return self.backend.run(self.clip(frames)[None])
+
+    def predict(self, frames: Sequence[np.ndarray], topk: int = 5) -> list[dict]:
+        if self.info.kind != "recognizer":
+            raise PRPError("this model gives features only (exported with --from pretrain)")
+        return top_k(self._run(frames)["logits"][0], self.info.classes, topk)
+
+    def features(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        return self._run(frames)["features"][0]
+
+    def stream(self, source: str, **options) -> Iterator[dict]:
+        """Records for every window of `source`, as `prp-deploy run` writes them (options as RunOptions)."""
+        task = options.pop("task", "recognize" if self.info.kind == "recognizer" else "features")
+        yield from stream_records(str(source), self.info, self.backend, RunOptions(task=task, **options))

@@ -1,0 +1,132 @@
+"""`prp-deploy bench`: one run, everything side by side (machines here are noisy).
+
+- per backend and batch size: clips/s, latency p50/p95 (the same random clips for all);
+- the model's GFLOPs per clip (from model.json, counted at export) and the GFLOP/s each
+  backend achieves against a float32 matmul peak measured on this machine just before;
+- end-to-end `run` throughput on a video against pure inference of the same windows
+  (pipeline efficiency: how much decoding and windowing cost once overlapped).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import PRPError
+from .backends import OnnxRuntimeBackend, TensorRTBackend
+from .model_info import read_model_info
+from .run import RunOptions, stream_records
+from .stream import StreamStats
+
+
+def matmul_peak_gflops(n: int = 1024, seconds: float = 1.0) -> float:
+    """float32 GEMM GFLOP/s of numpy's BLAS here: the machine's practical peak to compare against."""
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    b = a.copy()
+    a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def _backends(model: Path, wanted: list[str]):
+    auto = wanted == ["auto"]
+    if auto or "onnxruntime" in wanted:
+        yield "onnxruntime", lambda: OnnxRuntimeBackend(model / "model.onnx")
+    if (auto and (model / "model_fp16.onnx").exists()) or "onnxruntime-fp16" in wanted:
+        yield "onnxruntime-fp16", lambda: OnnxRuntimeBackend(model / "model_fp16.onnx")
+    if (auto and (model / "model.plan").exists()) or "tensorrt" in wanted:
+        yield "tensorrt", lambda: TensorRTBackend(model / "model.plan")
+    if auto or "torch" in wanted:
+        def torch_backend():
+            from ..export.torch_backend import TorchBackend, load_model  # imported only when benchmarked
+
+            info = read_model_info(model)
+            ckpt = Path(info.raw["source"]["checkpoint"])
+            if not ckpt.exists():
+                raise PRPError(f"the checkpoint {ckpt} is not here")
+            return TorchBackend(load_model(ckpt, "finetune" if info.kind == "recognizer" else "pretrain"))
+
+        yield "torch", torch_backend
+
+
+def _time(backend, clips: np.ndarray, iters: int) -> dict:
+    backend.run(clips)
+    lat = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        backend.run(clips)
+        lat.append(time.perf_counter() - t0)
+    lat = np.array(lat)
+    return {"clips_per_s": len(clips) / float(lat.mean()), "p50_ms": 1e3 * float(np.percentile(lat, 50)), "p95_ms": 1e3 * float(np.percentile(lat, 95))}
+
+
+def bench(model: Path, backends: list[str], batches: list[int], iters: int, video: Path | None, say: Callable[[str], None] = lambda s: None) -> dict:
+    model = Path(model)
+    if not model.is_dir():
+        raise PRPError(f"{model}: bench wants an export folder (with model.json)")
+    info = read_model_info(model)
+    gflops = info.raw.get("gflops_per_clip")
+    peak = matmul_peak_gflops()
+    rows, engines = [], {}
+    rng = np.random.default_rng(0)
+    for name, make in _backends(model, backends):
+        try:
+            engines[name] = make()
+        except PRPError as e:
+            say(f"bench: {name} unavailable: {e}")
+            continue
+        for b in batches:
+            if getattr(engines[name], "max_batch", None) and b > engines[name].max_batch:
+                continue
+            r = _time(engines[name], rng.random((b, *info.input_shape), dtype=np.float32), iters)
+            r.update(backend=name, batch=b)
+            if gflops:
+                r["gflop_per_s"] = gflops * r["clips_per_s"]
+                r["of_peak"] = r["gflop_per_s"] / peak
+            rows.append(r)
+    if not rows:
+        raise PRPError("no backend could run here")
+    result = {"model": str(model), "input": list(info.input_shape), "gflops_per_clip": gflops, "matmul_peak_gflop_per_s": peak, "rows": rows}
+    if video is None:
+        from ..data.synth import default_dataset
+
+        video = sorted((default_dataset() / "UCF-101").rglob("*.avi"))[0]
+    first = "tensorrt" if "tensorrt" in engines else next(iter(engines))
+    engine, batch = engines[first], max(batches)
+    # Pure inference of exactly the windows the run makes, then the run itself.
+    stats = StreamStats()
+    records = list(stream_records(str(video), info, engine, RunOptions(task="both", batch=batch), stats))
+    n = len(records)
+    clips = rng.random((min(batch, n), *info.input_shape), dtype=np.float32)
+    t0 = time.perf_counter()
+    done = 0
+    while done < n:
+        engine.run(clips[: min(len(clips), n - done)])
+        done += len(clips)
+    pure = time.perf_counter() - t0
+    result["end_to_end"] = {"video": str(video), "backend": first, "batch": batch, "windows": n, "frames": stats.frames,
+                            "run_windows_per_s": n / stats.wall_s, "inference_windows_per_s": n / pure,
+                            "efficiency": pure / stats.wall_s, "run_frames_per_s": stats.frames / stats.wall_s}
+    return result
+
+
+def format_bench(r: dict) -> str:
+    g = r["gflops_per_clip"]
+    lines = [f"model {r['model']}: clip {r['input']}, {g:.2f} GFLOP per clip; matmul peak here {r['matmul_peak_gflop_per_s']:.0f} GFLOP/s" if g
+             else f"model {r['model']}: clip {r['input']}; matmul peak here {r['matmul_peak_gflop_per_s']:.0f} GFLOP/s",
+             f"{'backend':18s} {'batch':>5s} {'clips/s':>9s} {'p50 ms':>8s} {'p95 ms':>8s} {'GFLOP/s':>9s} {'of peak':>8s} {'x torch':>8s}"]
+    torch_rate = {row["batch"]: row["clips_per_s"] for row in r["rows"] if row["backend"] == "torch"}
+    for row in r["rows"]:
+        rel = row["clips_per_s"] / torch_rate[row["batch"]] if row["batch"] in torch_rate else float("nan")
+        gf = f"{row['gflop_per_s']:9.1f} {100 * row['of_peak']:7.1f}%" if "gflop_per_s" in row else f"{'-':>9s} {'-':>8s}"
+        lines.append(f"{row['backend']:18s} {row['batch']:5d} {row['clips_per_s']:9.1f} {row['p50_ms']:8.2f} {row['p95_ms']:8.2f} {gf} {rel:8.2f}")
+    e = r["end_to_end"]
+    lines.append(f"end to end ({e['backend']}, batch {e['batch']}, {e['windows']} windows of {e['video']}): run {e['run_windows_per_s']:.1f} windows/s "
+                 f"({e['run_frames_per_s']:.0f} frames/s), pure inference {e['inference_windows_per_s']:.1f} windows/s, efficiency {100 * e['efficiency']:.0f}%")
+    return "\n".join(lines)

@@ -1,0 +1,188 @@
+"""Video sources read on a thread: files, webcams, network streams.
+
+The reader thread decodes and preprocesses (resize + center crop, uint8) into a bounded
+queue, so decoding overlaps inference. A file never drops a frame: the reader waits for
+room. A live source (webcam, RTSP) never falls behind real time: when the queue is full
+the oldest frame is dropped and counted. A network stream that breaks is reopened a few
+times with backoff, then the reader stops and says why.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import cv2
+import numpy as np
+
+from ..data.preprocess import Preprocess, center_crop_offsets, resize_rgb
+from ..errors import PRPError, VideoError
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
+OPEN_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str  # "file" | "webcam" | "network"
+    target: str | int  # path, camera index, or URL
+    live: bool
+
+    @property
+    def name(self) -> str:
+        return str(self.target)
+
+
+def parse_source(source: str, live: bool | None = None) -> SourceSpec:
+    """'0' → webcam 0; rtsp:// http:// ... → network; file:// or a path → file."""
+    s = str(source)
+    if s.isdigit():
+        return SourceSpec("webcam", int(s), True if live is None else live)
+    scheme = urlparse(s).scheme.lower()
+    if scheme == "file":
+        s = urlparse(s).path
+    elif scheme in NETWORK_SCHEMES:
+        return SourceSpec("network", s, (scheme not in ("http", "https")) if live is None else live)
+    path = Path(s)
+    if not path.exists():
+        raise PRPError(f"{s}: no such file (a source is a video file, a webcam index such as 0, or an rtsp:// / http:// URL)")
+    if path.is_dir():
+        raise PRPError(f"{s}: is a folder, not a video")
+    return SourceSpec("file", str(path), bool(live))
+
+
+def open_capture(spec: SourceSpec) -> cv2.VideoCapture:
+    if spec.kind == "webcam":
+        cap = cv2.VideoCapture(spec.target)
+        if not cap.isOpened():
+            raise PRPError(f"webcam {spec.target}: cannot be opened (no such camera, or it is busy)")
+        return cap
+    if spec.kind == "network":
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
+        cap = cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            raise PRPError(f"{spec.target}: cannot be reached or opened within {OPEN_TIMEOUT_MS / 1000:.0f} s")
+        return cap
+    cap = cv2.VideoCapture(spec.target)
+    if not cap.isOpened():
+        raise VideoError(f"{spec.target}: cannot open as a video (not a video file, or a codec this OpenCV lacks)")
+    return cap
+
+
+@dataclass
+class Frame:
+    index: int  # source frame number (frames dropped on a live source still count)
+    time_s: float  # from the source's fps, or the wall clock for a live source without one
+    pixels: np.ndarray  # resized, center-cropped RGB uint8 (crop, crop, 3)
+    original: np.ndarray | None  # the decoded BGR frame, kept only for an overlay
+    read_at: float  # perf_counter when decoded, for latency
+
+
+class FrameReader:
+    """Decodes `spec` on a thread into a bounded queue of preprocessed frames."""
+
+    END = object()
+
+    def __init__(self, spec: SourceSpec, preprocess: Preprocess, keep_original: bool = False, queue_size: int = 64,
+                 reconnects: int = 3, backoff_s: float = 0.5):
+        self.spec, self.pre, self.keep_original = spec, preprocess, keep_original
+        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.reconnects, self.backoff_s = reconnects, backoff_s
+        self.cap = open_capture(spec)  # in the caller's thread: a bad source fails at once
+        fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if fps == fps and 0 < fps < 1000 else 0.0
+        self.dropped = 0
+        self.frames = 0
+        self.error: str | None = None  # why the source ended early, if it did
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="prp-reader", daemon=True)
+        self._t0 = time.perf_counter()
+
+    def start(self) -> "FrameReader":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _prepare(self, bgr: np.ndarray) -> np.ndarray:
+        rgb = resize_rgb(bgr, self.pre.short_side)
+        y, x = center_crop_offsets(rgb.shape[0], rgb.shape[1], self.pre.crop)
+        return np.ascontiguousarray(rgb[y : y + self.pre.crop, x : x + self.pre.crop])
+
+    def _put(self, item) -> None:
+        if not self.spec.live:
+            while not self._stop.is_set():  # a file waits for room: every frame is processed
+                try:
+                    self.queue.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            return
+        while True:  # live: never wait; make room by dropping the oldest frame
+            try:
+                self.queue.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    old = self.queue.get_nowait()
+                    if old is not self.END:
+                        self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _run(self) -> None:
+        index, attempts = 0, 0
+        try:
+            while not self._stop.is_set():
+                ok, bgr = self.cap.read()
+                if not ok:
+                    if self.spec.kind == "network" and attempts < self.reconnects:
+                        attempts += 1
+                        time.sleep(self.backoff_s * 2 ** (attempts - 1))
+                        try:
+                            self.cap.release()
+                            self.cap = open_capture(self.spec)
+                            continue
+                        except PRPError:
+                            continue
+                    if self.spec.kind == "network":
+                        self.error = f"{self.spec.target}: the stream stopped and did not come back after {self.reconnects} reconnects"
+                    elif self.spec.kind == "webcam":
+                        self.error = f"webcam {self.spec.target}: stopped delivering frames"
+                    else:
+                        self._check_file_end(index)
+                    break
+                attempts = 0
+                now = time.perf_counter()
+                t = index / self.fps if self.fps else now - self._t0
+                self._put(Frame(index, t, self._prepare(bgr), bgr if self.keep_original else None, now))
+                index += 1
+                self.frames = index
+        except Exception as e:  # a decoder crash ends the stream; the consumer reports it
+            self.error = f"{self.spec.name}: reading failed at frame {index}: {e}"
+        finally:
+            self.cap.release()
+            self._put(self.END)
+
+    def _check_file_end(self, decoded: int) -> None:
+        """A file that ends before its container's frame count, by a clear margin, is corrupt mid-way."""
+        cap = cv2.VideoCapture(str(self.spec.target))
+        claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        cap.release()
+        if decoded == 0:
+            self.error = f"{self.spec.target}: no frame decodes"
+        elif claimed > 0 and decoded < 0.9 * claimed - 1 and os.path.getsize(str(self.spec.target)) > 0:
+            self.error = f"{self.spec.target}: decoding stopped at frame {decoded} of {claimed} (corrupt or truncated file)"
+
+    def __iter__(self):
+        while True:
+            item = self.queue.get()
+            if item is self.END:
+                return
+            yield item

@@ -1,0 +1,222 @@
+"""The runtime on real processes and real files: windows equal evaluation clips, outputs
+survive a dying stream, bad input is one line, and the C++ example agrees with Python."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from prp_deploy.data.clips import DecodedFrames
+from prp_deploy.data.preprocess import eval_clip
+from prp_deploy.data.sampling import clip_indices
+from prp_deploy.data.synth import SynthSpec, write_synthetic
+from prp_deploy.errors import PRPError
+from prp_deploy.export.pipeline import ExportOptions, export
+from prp_deploy.runtime.backends import OnnxRuntimeBackend
+from prp_deploy.runtime.model_info import read_model_info
+from prp_deploy.runtime.run import RunOptions, stream_records
+from prp_deploy.runtime.sources import FrameReader, parse_source
+from prp_deploy.runtime.stream import windows
+from tests.conftest import index_frame, shared_clips, write_video
+from tests.export.test_export import make_run
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A real export folder (random weights) of a tiny R3D on the synthetic classes."""
+    root = tmp_path_factory.mktemp("rt")
+    data = write_synthetic(root / "data", SynthSpec(classes=3, groups=3, clips_per_group=2, width=64, height=48, min_frames=20, max_frames=30))
+    run = make_run(root / "run", data, "r3d", seed=3)
+    export(run, ExportOptions(parity_clips=4), say=lambda s: None)
+    return run / "export"
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "prp_deploy", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_window_at_f_is_the_evaluation_clip_at_f(exported):
+    video = shared_clips("ucf101") / "v_BaseballPitch_g03_c01.avi"
+    info = read_model_info(exported)
+    reader = FrameReader(parse_source(str(video)), info.preprocess).start()
+    wins = list(windows(iter(reader), info.preprocess.frames, 2, 5, False, reader.fps))
+    backend = OnnxRuntimeBackend(exported / "model.onnx")
+    n = DecodedFrames(info.preprocess.short_side).num_frames(video)
+    for w in (wins[0], wins[7], wins[-1]):
+        idx, _ = clip_indices(w.start_frame, info.preprocess.frames, 2, n)
+        frames = DecodedFrames(info.preprocess.short_side).read(video, idx)
+        ref = eval_clip(frames, info.preprocess)
+        np.testing.assert_array_equal(w.tensor(info), ref)  # bit-identical input
+        np.testing.assert_allclose(backend.run(w.tensor(info)[None])["logits"], backend.run(ref[None])["logits"], atol=1e-5)
+    assert wins[1].start_frame == 5 and wins[0].end_frame == (info.preprocess.frames - 1) * 2 + 1
+
+
+def test_run_writes_jsonl_features_and_overlay(exported, tmp_path):
+    video = shared_clips("ucf101") / "v_Shotput_g05_c02.avi"
+    out, feats, ov = tmp_path / "w.jsonl", tmp_path / "f.npy", tmp_path / "o.mp4"
+    r = cli("run", str(video), "--model", str(exported), "--out", str(out), "--features", str(feats), "--overlay", str(ov), "--topk", "2")
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(l) for l in out.read_text().splitlines()]
+    assert len(records) > 10 and records[0]["start_frame"] == 0 and records[1]["start_frame"] == 4
+    assert {"source", "window", "start_frame", "end_frame", "start_s", "end_s", "top"} <= set(records[0])
+    assert len(records[0]["top"]) == 2 and records[0]["top"][0]["score"] >= records[0]["top"][1]["score"]
+    assert records[0]["end_s"] == pytest.approx(8 / 25.0)
+    f = np.load(feats)
+    assert f.shape == (len(records), read_model_info(exported).feature_dim) and f.dtype == np.float32
+    index = json.loads(feats.with_suffix(".json").read_text())
+    assert index["rows"] == len(records) and index["windows"][3]["start_frame"] == records[3]["start_frame"]
+    cap = cv2.VideoCapture(str(ov))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 130
+    assert "video:" in r.stderr and "windows/s" in r.stderr and "p95" in r.stderr and "dropped frames 0" in r.stderr
+
+
+def test_recognizer_api_matches_the_stream(exported):
+    import prp_deploy
+
+    video = shared_clips("ucf101") / "v_BaseballPitch_g03_c01.avi"
+    rec = prp_deploy.Recognizer(exported)
+    records = list(rec.stream(str(video), topk=3))
+    cap = cv2.VideoCapture(str(video))
+    frames = [cap.read()[1] for _ in range(rec.window_frames)]
+    top = rec.predict(frames, topk=3)
+    assert [t["label"] for t in top] == [t["label"] for t in records[0]["top"]]
+    assert top[0]["score"] == pytest.approx(records[0]["top"][0]["score"], abs=1e-5)
+    assert rec.features(frames).shape == (read_model_info(exported).feature_dim,)
+    short = rec.predict(frames[:3])  # fewer frames are padded by repeating the last
+    assert len(short) == 3
+    with pytest.raises(PRPError, match="uint8"):
+        rec.predict([np.zeros((10, 10), np.float32)])
+
+
+@pytest.mark.parametrize("n", [1, 5])
+def test_short_video_is_padded_and_said_so(n, exported, tmp_path):
+    video = write_video(tmp_path / "short.avi", [index_frame(i, 80, 60) for i in range(n)])
+    r = cli("run", str(video), "--model", str(exported))
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(records) == 1 and records[0]["padded"] == 8 - n and records[0]["end_frame"] == 8
+    assert "shorter than one window" in r.stderr
+
+
+def test_stream_dying_midway_keeps_outputs_and_fails(exported, tmp_path):
+    good = write_video(tmp_path / "long.avi", [index_frame(i % 30, 80, 60) for i in range(200)])
+    data = good.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])  # the container still claims 200 frames
+    out = tmp_path / "w.jsonl"
+    r = cli("run", str(cut), "--model", str(exported), "--out", str(out), "--batch", "2")
+    assert r.returncode == 1 and "corrupt or truncated" in r.stderr and "Traceback" not in r.stderr
+    records = [json.loads(l) for l in out.read_text().splitlines()]
+    assert len(records) > 5 and all("top" in x for x in records)  # every line written is complete
+
+
+@pytest.mark.parametrize(
+    "args,pattern",
+    [
+        (["missing.mp4"], "no such file"),
+        (["NOTVIDEO"], "cannot open as a video"),
+        (["EMPTYVIDEO"], "no frame decodes|cannot open as a video"),
+        (["7"], "webcam 7: cannot be opened"),
+        (["rtsp://127.0.0.1:9/none"], "cannot be reached"),
+        (["VIDEO", "--model", "NOMETA"], "model.json: missing"),
+        (["VIDEO", "--sample-rate", "zero"], "--sample-rate wants"),
+    ],
+)
+def test_bad_input_is_one_line(args, pattern, exported, tmp_path):
+    (tmp_path / "notvideo.mp4").write_text("hello")
+    cv2.VideoWriter(str(tmp_path / "empty.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (80, 60)).release()  # a container with no frame
+    (tmp_path / "nometa").mkdir()
+    import onnx
+
+    bare = onnx.load(str(exported / "model.onnx"))
+    del bare.metadata_props[:]  # an ONNX file with no prp-deploy metadata and no model.json beside it
+    onnx.save(bare, str(tmp_path / "nometa" / "model.onnx"))
+    video = write_video(tmp_path / "v.avi", [index_frame(i, 80, 60) for i in range(20)])
+    subs = {"NOTVIDEO": str(tmp_path / "notvideo.mp4"), "EMPTYVIDEO": str(tmp_path / "empty.avi"), "VIDEO": str(video), "NOMETA": str(tmp_path / "nometa" / "model.onnx")}
+    argv = [subs.get(a, a) for a in args]
+    if "--model" not in argv:
+        argv += ["--model", str(exported)]
+    r = cli("run", *argv, cwd=tmp_path)
+    assert r.returncode != 0
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and re.search(pattern, errors[0]) and "Traceback" not in r.stderr, r.stderr
+
+
+def test_model_whose_metadata_does_not_match_its_inputs(exported, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(exported, bad)
+    meta = json.loads((bad / "model.json").read_text())
+    meta["preprocess"]["crop"] = 48  # the graph takes 32
+    meta["preprocess"]["short_side"] = 64
+    (bad / "model.json").write_text(json.dumps(meta))
+    video = write_video(tmp_path / "v.avi", [index_frame(i, 80, 60) for i in range(20)])
+    r = cli("run", str(video), "--model", str(bad))
+    assert r.returncode == 1 and "does not match" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_live_source_drops_instead_of_falling_behind(exported, tmp_path):
+    """A slow consumer on a live source: frames are dropped and counted, windows keep coming."""
+    video = write_video(tmp_path / "v.avi", [index_frame(i % 30, 80, 60) for i in range(300)])
+    info = read_model_info(exported)
+
+    class SlowBackend:
+        name, outputs, max_batch = "slow", ("logits", "features"), None
+
+        def __init__(self):
+            self.inner = OnnxRuntimeBackend(exported / "model.onnx")
+
+        def run(self, x):
+            import time
+
+            time.sleep(0.05)
+            return self.inner.run(x)
+
+    from prp_deploy.runtime.stream import StreamStats
+
+    stats = StreamStats()
+    records = list(stream_records(str(video), info, SlowBackend(), RunOptions(live=True, batch=1), stats))
+    assert stats.dropped_frames > 0 and stats.frames == 300
+    assert len(records) < 300 // 4  # fewer windows than a file run would make
+    starts = [r["start_frame"] for r in records]
+    assert starts == sorted(starts)
+
+
+def test_no_export_says_how_to_make_one(tmp_path):
+    video = write_video(tmp_path / "v.avi", [index_frame(i, 80, 60) for i in range(20)])
+    r = cli("run", str(video), cwd=tmp_path)
+    assert r.returncode == 1 and "prp-deploy export" in r.stderr
+
+
+def _cpp_toolchain() -> bool:
+    return shutil.which("cmake") is not None and shutil.which("g++") is not None and (
+        Path("/usr/include/opencv4/opencv2/dnn.hpp").exists() or Path("/usr/local/include/opencv4/opencv2/dnn.hpp").exists())
+
+
+def test_cpp_example_matches_python_top1(exported, tmp_path):
+    if not _cpp_toolchain():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must build the C++ example: .ci/run installs cmake, g++ and libopencv-dev")
+        pytest.skip("cmake, g++ or OpenCV's C++ headers (libopencv-dev) missing")
+    build = tmp_path / "build"
+    subprocess.run(["cmake", "-S", str(REPO / "examples" / "cpp"), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release"], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, capture_output=True)
+    video = shared_clips("ucf101") / "v_Shotput_g05_c02.avi"
+    cpp = subprocess.run([str(build / "prp_demo"), str(exported), str(video), "--topk", "3"], capture_output=True, text=True, timeout=300)
+    assert cpp.returncode == 0, cpp.stderr
+    py = cli("run", str(video), "--model", str(exported), "--task", "recognize", "--topk", "3")
+    a = [json.loads(l) for l in cpp.stdout.splitlines()]
+    b = [json.loads(l) for l in py.stdout.splitlines()]
+    assert len(a) == len(b) > 10
+    for x, y in zip(a, b):
+        assert (x["start_frame"], x["end_frame"]) == (y["start_frame"], y["end_frame"])
+        assert x["top"][0]["label"] == y["top"][0]["label"]
+        assert x["top"][0]["score"] == pytest.approx(y["top"][0]["score"], abs=1e-3)
