@@ -307,6 +307,8 @@ def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: P
     if stage not in STAGES:
         raise PRPError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
     rt = setup_runtime(cfg.device)
+    if not rt.is_main:  # under torchrun, rank 0 speaks and writes for everyone
+        say = lambda s: None  # noqa: E731
     index = resolve_index(cfg.data.data, cfg.data.dataset, cfg.data.split, say)
     if cfg.data.data is None:  # record what the built-in default resolved to, so config.yaml reruns it
         cfg = replace(cfg, data=replace(cfg.data, dataset="ucf101"))
@@ -332,6 +334,8 @@ def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: P
             # With --init the encoder comes pretrained (e.g. UCF101 → HMDB51): no pretraining here.
             if stage in ("all", "pretrain") and cfg.pretrain.objective != "none" and init is None:
                 pretrain(cfg, run_dir, train_videos, val_videos, rt, resume, stop, metrics, say)
+                if rt.world > 1:
+                    torch.distributed.barrier()  # every rank finetunes from the best.pt rank 0 has finished writing
             if stage in ("all", "finetune"):
                 finetune(cfg, run_dir, index, train_videos, val_videos, init, rt, resume, stop, metrics, say)
         if stage in ("all", "eval") and rt.is_main:

@@ -174,3 +174,26 @@ def test_triton_repository_parses_as_model_config(tiny_data, tmp_path):
     assert {o.name: list(o.dims) for o in cfg.output} == {"logits": [3], "features": [list(cfg.output)[1].dims[0]]}
     assert list(cfg.dynamic_batching.preferred_batch_size) == [4, 16]
     assert (model_dir / "1" / "model.onnx").read_bytes() == (run / "export" / "model.onnx").read_bytes()
+
+
+def test_pretrained_encoder_exports_features_only(tiny_data, tmp_path):
+    """--from pretrain ships the encoder alone: features, no logits, and the runtime serves it."""
+    from prp_deploy.models import PRPModel
+
+    cfg = build_config("tiny", None, {"model": {"backbone": "r3d", "width": 0.125},
+                                      "data": {"data": str(tiny_data), "dataset": "ucf101", "short_side": 40, "frames": 8, "crop": 32}})
+    model = PRPModel(build_encoder(cfg.model), num_rates=4, rec_rate=2, width=0.125)
+    save_checkpoint({"encoder": cfg.model.to_dict(), "model": model.state_dict(), "stage": "pretrain", "config": cfg.to_dict(),
+                     "objective": "dgp", "intervals": [1, 2, 4, 8], "rec_rate": 2}, tmp_path / "run" / "pretrain" / "best.pt")
+    result = export(tmp_path / "run", ExportOptions(stage="pretrain", parity_clips=4, fp16=True), say=quiet)
+    assert result.report.passed
+    info = read_model_info(tmp_path / "run" / "export")
+    assert info.kind == "encoder" and info.classes == () and info.outputs == ("features",)
+    g = onnx.load(str(tmp_path / "run" / "export" / "model.onnx"))
+    assert [o.name for o in g.graph.output] == ["features"]
+    video = next((tiny_data / "UCF-101").rglob("*.avi"))
+    r = cli("run", str(video), "--model", str(tmp_path / "run" / "export"), "--task", "features", "--features", str(tmp_path / "f.npy"))
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "f.npy").shape[1] == info.feature_dim
+    r = cli("run", str(video), "--model", str(tmp_path / "run" / "export"))
+    assert r.returncode == 1 and "features only" in r.stderr

@@ -143,3 +143,20 @@ def test_ctrl_c_saves_and_resume_finishes(tiny_data, tmp_path):
     r = cli("train", "--resume", "--out", str(out), "--stage", "pretrain", "--pretrain-epochs", "50")
     assert r.returncode == 0, r.stderr
     assert "resuming at epoch" in r.stderr
+
+
+def test_torchrun_ddp_on_cpu(tiny_data, tmp_path):
+    """Two processes (gloo): sharded epochs, rank 0 alone writes metrics, checkpoints and eval."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not beside this python")
+    out = tmp_path / "run"
+    r = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "prp_deploy", "train", "--data", str(tiny_data),
+                        "--dataset", "ucf101", "--backbone", "r3d", "--width", "0.125", "--frames", "8", "--crop", "32", "--short-side", "40",
+                        "--workers", "0", "--pretrain-epochs", "2", "--finetune-epochs", "1", "--device", "cpu", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [(l["stage"], l["epoch"]) for l in lines] == [("pretrain", 1), ("pretrain", 2), ("finetune", 1)]
+    assert json.loads((out / "eval.json").read_text())["recognition"]["videos"] == 9
+    assert r.stderr.count("pretrain epoch 1:") == 1  # one rank speaks
