@@ -1,8 +1,9 @@
-"""The paper's ablation in miniature on the built-in synthetic dataset (tiny preset, CPU).
+"""The paper's ablation in miniature on the built-in synthetic dataset (CPU).
 
 Runs `prp-deploy train` for objectives none / dp / gp (with and without motion attention)
-/ dgp over 3 seeds at the same budget, and DP pretraining for S = {1,2}, {1,2,4},
-{1,2,4,8}; then writes the mean ± sd table and the exact commands to docs/results.md.
+/ dgp over 3 seeds at one shared budget (--config, default docs/ablation.yaml), and DP
+pretraining for S = {1,2}, {1,2,4}, {1,2,4,8}; prints the mean ± sd tables and writes
+them with the exact commands to OUT/summary.json (docs/results.md quotes them).
 
     python scripts/ablation.py [--out runs/ablation] [--seeds 0 1 2]
 """

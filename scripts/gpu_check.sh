@@ -35,7 +35,7 @@ b = TensorRTBackend('$WORK/run/export/model.plan')
 out = b.run(np.zeros((3, *b.clip_shape), np.float32))
 assert out['logits'].shape[0] == 3, out
 print({k: v.shape for k, v in out.items()})"
-step bench_inference "$PY" benchmarks/bench_backends.py "$WORK/run/export" --batch 1 8 32
+step bench_inference "$PY" -m prp_deploy bench --model "$WORK/run/export" --batch 1,8,32 --json "$WORK/bench.json"
 step bench_train "$PY" benchmarks/bench_train.py --device cuda --backbone r21d --frames 16 --crop 112 --batch 32 --steps 20
 cat "$WORK/bench_inference.log" "$WORK/bench_train.log" 2>/dev/null
 echo "gpu_check: $FAILS failed step(s); logs in $WORK"
