@@ -31,7 +31,8 @@ from ..data.preprocess import Preprocess
 from ..data.tasks import resolve_index
 from ..errors import PRPError
 from ..runtime.backends import OnnxRuntimeBackend, TensorRTBackend
-from ..runtime.model_info import MODEL_SCHEMA_VERSION, parse_model_info
+from ..runtime.model_info import MODEL_SCHEMA_VERSION, parse_model_info, read_model_info
+from ..training.checkpoint import load_checkpoint
 from ..training.common import versions
 from ..training.pipeline import newest_run
 from .onnx_export import convert_fp16, export_onnx
@@ -135,6 +136,26 @@ def _config_hash(cfg: dict) -> str | None:
         return _merge(TrainConfig(), d, "checkpoint config").hash()
     except PRPError:
         return None
+
+
+def torch_reference(model: Path):
+    """(ModelInfo, TorchBackend) for `--backend torch`: an export folder (its source checkpoint), a run folder or a .pt."""
+    model = Path(model)
+    if model.is_dir() and (model / "model.json").exists():
+        info = read_model_info(model)
+        ckpt = Path(info.raw["source"]["checkpoint"])
+        if not ckpt.exists():
+            raise PRPError(f"{model}: its checkpoint {ckpt} is not here; --backend torch needs the run folder or checkpoint")
+        stage = "finetune" if info.kind == "recognizer" else "pretrain"
+    else:
+        stage = "finetune" if not model.is_dir() or (model / "finetune" / "best.pt").exists() else "pretrain"
+        ckpt = resolve_checkpoint(model, stage)
+    loaded = load_model(ckpt, "finetune" if load_checkpoint(ckpt).get("stage") == "finetune" else "pretrain")
+    backend = TorchBackend(loaded)
+    spec = preprocess_of_checkpoint(loaded.state)
+    with torch.no_grad():
+        dim = int(backend.run(np.zeros((1, 3, spec.frames, spec.crop, spec.crop), np.float32))["features"].shape[1])
+    return parse_model_info(without_none(model_metadata(loaded, spec, dim)), str(ckpt)), backend
 
 
 def parity_videos(model: LoadedModel, explicit: list[Path], say) -> list[Video]:

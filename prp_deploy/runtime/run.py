@@ -141,12 +141,9 @@ def run(source: str, model: str | Path | None = None, backend: str = "auto", opt
     """Run `source` through the model, writing JSONL (stdout or `out`), features and overlay; returns the summary."""
     model_path = find_model(model, say)
     if backend == "torch":
-        from ..export.torch_backend import TorchBackend, load_model, resolve_checkpoint  # torch only when asked
+        from ..export.pipeline import torch_reference  # torch is imported only when asked for
 
-        info = read_model_info(model_path if model_path.is_dir() and (model_path / "model.json").exists() else model_path.parent / "export")
-        stage = "finetune" if info.kind == "recognizer" else "pretrain"
-        ckpt = Path(info.raw["source"]["checkpoint"]) if model_path.is_dir() and (model_path / "model.json").exists() else resolve_checkpoint(model_path, stage)
-        engine = TorchBackend(load_model(ckpt, stage))
+        info, engine = torch_reference(model_path)
     else:
         info = read_model_info(model_path)
         engine = open_backend(model_path, backend)

@@ -220,3 +220,28 @@ def test_cpp_example_matches_python_top1(exported, tmp_path):
         assert (x["start_frame"], x["end_frame"]) == (y["start_frame"], y["end_frame"])
         assert x["top"][0]["label"] == y["top"][0]["label"]
         assert x["top"][0]["score"] == pytest.approx(y["top"][0]["score"], abs=1e-3)
+
+
+@pytest.mark.parametrize("which", ["run", "export"])
+def test_torch_backend_agrees_with_onnxruntime(which, exported):
+    video = shared_clips("ucf101") / "v_BaseballPitch_g03_c01.avi"
+    model = exported.parent if which == "run" else exported
+    t = cli("run", str(video), "--model", str(model), "--backend", "torch", "--task", "recognize")
+    o = cli("run", str(video), "--model", str(exported), "--backend", "onnxruntime", "--task", "recognize")
+    assert t.returncode == 0 and o.returncode == 0, t.stderr + o.stderr
+    a = [json.loads(l) for l in t.stdout.splitlines()]
+    b = [json.loads(l) for l in o.stdout.splitlines()]
+    assert len(a) == len(b) > 5
+    assert all(x["top"][0]["label"] == y["top"][0]["label"] for x, y in zip(a, b))
+    assert "on torch" in t.stderr
+
+
+def test_engine_from_another_tensorrt_or_gpu_is_refused():
+    from prp_deploy.runtime.backends import check_engine_compatibility
+
+    facts = {"tensorrt_version": "10.13.0", "compute_capability": "9.0", "gpu": "NVIDIA H100"}
+    check_engine_compatibility(facts, "10.13.0", "9.0", Path("m.plan"))
+    with pytest.raises(PRPError, match=r"built by TensorRT 10\.13\.0, this is TensorRT 11\.0\.0; rebuild"):
+        check_engine_compatibility(facts, "11.0.0", "9.0", Path("m.plan"))
+    with pytest.raises(PRPError, match=r"compute capability 9\.0 \(NVIDIA H100\), this GPU is 8\.6"):
+        check_engine_compatibility(facts, "10.13.0", "8.6", Path("m.plan"))
