@@ -62,6 +62,13 @@ class CachedFrames:
         return self.cache.read(path, indices) if self.cache.has(path) else self.decoded.read(path, indices)
 
 
+def _frame_count(frames: FrameSource, video: Video) -> int:
+    n = frames.num_frames(video.path)
+    if n < 1:
+        raise VideoError(f"{video.path}: no frame decodes")
+    return n
+
+
 def _warn_bad(path, err: Exception) -> None:
     log.warning("skipping unreadable video %s: %s", path, err)
 
@@ -107,9 +114,7 @@ class PretrainClips:
         video = self.videos[i % len(self.videos)]
         rng = np.random.default_rng((self.seed, self.epoch, i))
         try:
-            n = self.frames.num_frames(video.path)
-            if n < 1:
-                raise VideoError(f"{video.path}: no frame decodes")
+            n = _frame_count(self.frames, video)
             choice = choose_rate(n, self.rates, self.clip_len, self.rec_rate, rng, self.short_videos)
             span = self.frames.read(video.path, padded_range(choice.start, choice.span, n))
         except VideoError as e:
@@ -147,9 +152,7 @@ class TrainClips:
         video, spec = self.videos[i % len(self.videos)], self.spec
         rng = np.random.default_rng((self.seed, self.epoch, i))
         try:
-            n = self.frames.num_frames(video.path)
-            if n < 1:
-                raise VideoError(f"{video.path}: no frame decodes")
+            n = _frame_count(self.frames, video)
             span = spec.frames * spec.sample_rate
             start = int(rng.integers(0, max(1, n - span + 1)))
             idx, _ = clip_indices(start, spec.frames, spec.sample_rate, n)
@@ -183,9 +186,7 @@ class EvalClips:
     def __getitem__(self, i: int) -> dict | None:
         video, spec = self.videos[i], self.spec
         try:
-            n = self.frames.num_frames(video.path)
-            if n < 1:
-                raise VideoError(f"{video.path}: no frame decodes")
+            n = _frame_count(self.frames, video)
             span = spec.frames * spec.sample_rate
             per_clip = [clip_indices(s, spec.frames, spec.sample_rate, n) for s in eval_clip_starts(n, span, self.num_clips)]
             wanted = np.unique(np.concatenate([idx for idx, _ in per_clip]))

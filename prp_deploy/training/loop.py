@@ -119,7 +119,7 @@ def run_stage(
                 n = batch["clip"].shape[0]
                 # Running sums stay on the device: .item() per step would sync the GPU every step.
                 for k, v in {"loss": loss.detach() * n, "clips": torch.tensor(float(n)), **stats}.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach().double().cpu() if v.device.type == "cpu" else sums.get(k, 0.0) + v.detach().double()
+                    sums[k] = sums.get(k, 0.0) + v.detach().double()
                 step += 1
                 clips_this_run += n
                 if bar is not None:
