@@ -261,7 +261,10 @@ def run_cmd(source, model, backend, task, stride, sample_rate, batch, topk, out,
     if task == "features" and features_out is None and out is None:
         raise PRPError("--task features needs --features FILE.npy (or --out for the window records)")
     opts = RunOptions(task=task, stride=stride, sample_rate=sample_rate, batch=batch, topk=topk, live=live)
-    summary = run(source, model, backend, opts, out=out, features=features_out, overlay=overlay, say=_say)
+    reference = None
+    if backend == "torch":  # the debugging reference needs torch and the model code: imported only when asked
+        from .export.pipeline import torch_reference as reference
+    summary = run(source, model, backend, opts, out=out, features=features_out, overlay=overlay, say=_say, reference=reference)
     _say(format_summary(summary))
 
 
@@ -281,7 +284,16 @@ def bench_cmd(model, backends, batches, iters, video, json_out):
         sizes = [int(b) for b in batches.split(",")]
     except ValueError:
         raise PRPError(f"--batch wants comma-separated integers, got {batches!r}") from None
-    result = bench(find_model(model, _say), backends.split(","), sizes, iters, video, say=_say)
+    model_dir = find_model(model, _say)
+    wanted = backends.split(",")
+
+    def torch_backend():
+        from .export.pipeline import torch_reference  # torch only when the torch backend is benchmarked
+
+        return torch_reference(model_dir)[1]
+
+    extra = {"torch": torch_backend} if wanted == ["auto"] or "torch" in wanted else {}
+    result = bench(model_dir, wanted, sizes, iters, video, say=_say, extra=extra)
     click.echo(format_bench(result))
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=2))

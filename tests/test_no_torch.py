@@ -5,11 +5,13 @@ import sys
 
 MODULES = ["prp_deploy", "prp_deploy.data.preprocess", "prp_deploy.data.video", "prp_deploy.data.datasets",
            "prp_deploy.data.sampling", "prp_deploy.data.cache", "prp_deploy.data.clips", "prp_deploy.data.synth",
-           "prp_deploy.data.tasks", "prp_deploy.cli", "prp_deploy.runtime.backends", "prp_deploy.runtime.model_info"]
+           "prp_deploy.data.tasks", "prp_deploy.cli", "prp_deploy.runtime.backends", "prp_deploy.runtime.model_info",
+           "prp_deploy.runtime.sources", "prp_deploy.runtime.stream", "prp_deploy.runtime.outputs", "prp_deploy.runtime.run",
+           "prp_deploy.runtime.api", "prp_deploy.runtime.bench"]
 
 
 def test_light_modules_import_without_torch():
-    code = "import sys\n" + "".join(f"import {m}\n" for m in MODULES) + "print('torch' in sys.modules)"
+    code = "import sys\n" + "".join(f"import {m}\n" for m in MODULES) + "from prp_deploy import Recognizer\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

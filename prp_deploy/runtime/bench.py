@@ -34,7 +34,7 @@ def matmul_peak_gflops(n: int = 1024, seconds: float = 1.0) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def _backends(model: Path, wanted: list[str]):
+def _backends(model: Path, wanted: list[str], extra: dict):
     auto = wanted == ["auto"]
     if auto or "onnxruntime" in wanted:
         yield "onnxruntime", lambda: OnnxRuntimeBackend(model / "model.onnx")
@@ -42,17 +42,9 @@ def _backends(model: Path, wanted: list[str]):
         yield "onnxruntime-fp16", lambda: OnnxRuntimeBackend(model / "model_fp16.onnx")
     if (auto and (model / "model.plan").exists()) or "tensorrt" in wanted:
         yield "tensorrt", lambda: TensorRTBackend(model / "model.plan")
-    if auto or "torch" in wanted:
-        def torch_backend():
-            from ..export.torch_backend import TorchBackend, load_model  # imported only when benchmarked
-
-            info = read_model_info(model)
-            ckpt = Path(info.raw["source"]["checkpoint"])
-            if not ckpt.exists():
-                raise PRPError(f"the checkpoint {ckpt} is not here")
-            return TorchBackend(load_model(ckpt, "finetune" if info.kind == "recognizer" else "pretrain"))
-
-        yield "torch", torch_backend
+    for name, make in extra.items():  # e.g. torch, brought by the caller (the runtime imports no torch)
+        if auto or name in wanted:
+            yield name, make
 
 
 def _time(backend, clips: np.ndarray, iters: int) -> dict:
@@ -66,7 +58,9 @@ def _time(backend, clips: np.ndarray, iters: int) -> dict:
     return {"clips_per_s": len(clips) / float(lat.mean()), "p50_ms": 1e3 * float(np.percentile(lat, 50)), "p95_ms": 1e3 * float(np.percentile(lat, 95))}
 
 
-def bench(model: Path, backends: list[str], batches: list[int], iters: int, video: Path | None, say: Callable[[str], None] = lambda s: None) -> dict:
+def bench(model: Path, backends: list[str], batches: list[int], iters: int, video: Path | None, say: Callable[[str], None] = lambda s: None,
+          extra: dict | None = None) -> dict:
+    """`extra`: name → zero-argument factory of more backends to compare (the CLI adds torch)."""
     model = Path(model)
     if not model.is_dir():
         raise PRPError(f"{model}: bench wants an export folder (with model.json)")
@@ -75,10 +69,13 @@ def bench(model: Path, backends: list[str], batches: list[int], iters: int, vide
     peak = matmul_peak_gflops()
     rows, engines = [], {}
     rng = np.random.default_rng(0)
-    for name, make in _backends(model, backends):
+    for name, make in _backends(model, backends, extra or {}):
         try:
             engines[name] = make()
         except PRPError as e:
+            say(f"bench: {name} unavailable: {e}")
+            continue
+        except ImportError as e:
             say(f"bench: {name} unavailable: {e}")
             continue
         for b in batches:

@@ -137,13 +137,18 @@ class _Tapped:
 
 def run(source: str, model: str | Path | None = None, backend: str = "auto", opts: RunOptions = RunOptions(),
         out: Path | None = None, features: Path | None = None, overlay: Path | None = None,
-        say: Callable[[str], None] = lambda s: None) -> dict:
-    """Run `source` through the model, writing JSONL (stdout or `out`), features and overlay; returns the summary."""
+        say: Callable[[str], None] = lambda s: None, reference: Callable[[Path], tuple] | None = None) -> dict:
+    """Run `source` through the model, writing JSONL (stdout or `out`), features and overlay; returns the summary.
+
+    `backend="torch"` needs `reference`, a function model path → (ModelInfo, backend) that
+    the caller brings (the CLI passes export's torch reference): the runtime itself never
+    imports torch or the model code.
+    """
     model_path = find_model(model, say)
     if backend == "torch":
-        from ..export.pipeline import torch_reference  # torch is imported only when asked for
-
-        info, engine = torch_reference(model_path)
+        if reference is None:
+            raise PRPError("the torch backend needs the model code: use `prp-deploy run --backend torch`")
+        info, engine = reference(model_path)
     else:
         info = read_model_info(model_path)
         engine = open_backend(model_path, backend)
