@@ -73,7 +73,26 @@ def _warn_bad(path, err: Exception) -> None:
     log.warning("skipping unreadable video %s: %s", path, err)
 
 
-class PretrainClips:
+class _EpochSampled:
+    """`clips_per_video` samples of each video per epoch, each drawn from its own generator
+    seeded by (seed, epoch, index)."""
+
+    videos: list[Video]
+    seed: int
+    clips_per_video: int = 1
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.clips_per_video
+
+    def _draw(self, i: int) -> tuple[Video, np.random.Generator]:
+        return self.videos[i % len(self.videos)], np.random.default_rng((self.seed, self.epoch, i))
+
+
+class PretrainClips(_EpochSampled):
     """PRP pretraining samples: dilated clip X(s), rate label, and (with a decoder) the slow-down target.
 
     Item dict: clip (3, T, c, c) float32 · rate_label int · adjusted int (0 ok, 1 rate
@@ -104,15 +123,8 @@ class PretrainClips:
         self.seed, self.short_videos, self.mean, self.std = seed, short_videos, mean, std
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.videos) * self.clips_per_video
-
     def __getitem__(self, i: int) -> dict | None:
-        video = self.videos[i % len(self.videos)]
-        rng = np.random.default_rng((self.seed, self.epoch, i))
+        video, rng = self._draw(i)
         try:
             n = _frame_count(self.frames, video)
             choice = choose_rate(n, self.rates, self.clip_len, self.rec_rate, rng, self.short_videos)
@@ -134,7 +146,7 @@ class PretrainClips:
         return item
 
 
-class TrainClips:
+class TrainClips(_EpochSampled):
     """Supervised finetuning samples: one clip of T frames (step `sample_rate`) from a random start, random crop."""
 
     def __init__(self, videos: Sequence[Video], frames: FrameSource, spec: Preprocess, seed: int = 0, random_crop: bool = True, clips_per_video: int = 1):
@@ -142,15 +154,8 @@ class TrainClips:
         self.clips_per_video = clips_per_video
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.videos) * self.clips_per_video
-
     def __getitem__(self, i: int) -> dict | None:
-        video, spec = self.videos[i % len(self.videos)], self.spec
-        rng = np.random.default_rng((self.seed, self.epoch, i))
+        (video, rng), spec = self._draw(i), self.spec
         try:
             n = _frame_count(self.frames, video)
             span = spec.frames * spec.sample_rate
