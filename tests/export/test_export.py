@@ -158,8 +158,21 @@ def test_trt_without_tensorrt_writes_onnx_then_exits_2(tiny_data, tmp_path):
     assert json.loads((run / "export" / "parity.json").read_text())["passed"] is True
 
 
-def test_tensorrt_engine_parity():
+def test_tensorrt_engine_parity(tiny_data, tmp_path):
+    """Where TensorRT and a GPU exist: build the FP16 engine, run it through the runtime's backend, pass parity."""
     pytest.importorskip("tensorrt", reason="TensorRT is not installed on this machine; scripts/gpu_check.sh builds and checks the engine on a GPU")
+    from prp_deploy.export.tensorrt_build import TensorRTUnavailable, tensorrt_or_reason
+
+    try:
+        tensorrt_or_reason()
+    except TensorRTUnavailable as e:
+        pytest.skip(str(e))
+    run = make_run(tmp_path / "run", tiny_data, "r21d")
+    result = export(run, ExportOptions(trt=True, parity_clips=8, batch=(1, 4, 8)), say=quiet)
+    assert "model.plan" in result.artifacts and result.trt_unavailable is None
+    assert result.report.artifact_passed("model.plan"), result.report.table()
+    facts = json.loads((run / "export" / "model.plan.json").read_text())
+    assert facts["batch"] == {"min": 1, "opt": 4, "max": 8} and facts["compute_capability"]
 
 
 def test_triton_repository_parses_as_model_config(tiny_data, tmp_path):
