@@ -158,11 +158,17 @@ def data_prepare(data_root, dataset, split, workers, fmt, quality, short_side):
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="YAML config; flags override it.")
 @click.option("--preset", type=click.Choice(["tiny", "paper"]), default=None, help="Default: tiny without --data, paper with it.")
 @click.option("--val-videos", type=click.IntRange(0), default=None, help="Held out of the training list (capped at 15 %).")
+@click.option("--labels-per-class", type=click.IntRange(1), default=None,
+              help="Finetune on this many labelled training videos per class; the rest stay unlabelled (tiny preset: 8).")
+@click.option("--label-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Finetune on this fraction of each class's training videos (1 = every label).")
+@click.option("--subtract-mean/--no-subtract-mean", default=None,
+              help="The encoder centres each pixel over the clip's time first (tiny preset: on; the paper: off).")
 @click.option("--init", type=click.Path(path_type=Path), default=None, help="Checkpoint whose encoder a finetune starts from.")
 @click.option("--resume", is_flag=True, help="Continue the stage in progress from its last.pt (with --out, else the newest run).")
 def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, crop, short_side, objective, intervals, rec_rate,
               motion_attention, pretrain_epochs, finetune_epochs, batch_size, workers, device, seed, out, config_file, preset,
-              val_videos, init, resume):
+              val_videos, labels_per_class, label_fraction, subtract_mean, init, resume):
     """Pretrain with PRP, finetune for action recognition, evaluate (recognition, retrieval, pretext)."""
     from dataclasses import replace
 
@@ -173,13 +179,20 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
     def given(**kw):
         return {k: v for k, v in kw.items() if v is not None}
 
+    if labels_per_class is not None and label_fraction is not None:
+        raise PRPError("give --labels-per-class or --label-fraction, not both")
+    budget = {}  # one label budget replaces the other
+    if labels_per_class is not None:
+        budget = {"labels_per_class": labels_per_class, "label_fraction": None}
+    elif label_fraction is not None:
+        budget = {"labels_per_class": None, "label_fraction": label_fraction}
     overrides = {
-        "model": given(backbone=backbone, depth=int(depth) if depth else None, width=width),
+        "model": given(backbone=backbone, depth=int(depth) if depth else None, width=width, subtract_mean=subtract_mean),
         "data": given(data=str(data_root) if data_root else None, dataset=dataset, split=split, frames=frames, crop=crop,
                       short_side=short_side, workers=workers, val_videos=val_videos),
         "pretrain": given(objective=objective, intervals=intervals, rec_rate=int(rec_rate) if rec_rate else None,
                           motion_attention=motion_attention, epochs=pretrain_epochs, batch_size=batch_size),
-        "finetune": given(epochs=finetune_epochs, batch_size=batch_size),
+        "finetune": {**given(epochs=finetune_epochs, batch_size=batch_size), **budget},
         **given(seed=seed, device=device),
     }
     overrides = {k: v for k, v in overrides.items() if v != {}}

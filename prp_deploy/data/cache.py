@@ -48,7 +48,8 @@ class FrameCache:
         if fmt not in FORMATS:
             raise ValueError(f"cache format must be one of {FORMATS}, got {fmt!r}")
         self.short_side, self.fmt, self.quality = short_side, fmt, quality
-        self.root = Path(root) if root else cache_dir() / "frames" / f"{fmt}-{short_side}"
+        # "-area": frames shrunk by area averaging (the resize rule since cache v2); older caches are not reused.
+        self.root = Path(root) if root else cache_dir() / "frames" / f"{fmt}-{short_side}-area"
 
     def path_for(self, video: str | os.PathLike) -> Path:
         return self.root / (_video_key(str(video)) + (".jpk" if self.fmt == "jpeg" else ".npy"))

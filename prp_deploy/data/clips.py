@@ -74,19 +74,20 @@ def _warn_bad(path, err: Exception) -> None:
 
 
 class _EpochSampled:
-    """`clips_per_video` samples of each video per epoch, each drawn from its own generator
-    seeded by (seed, epoch, index)."""
+    """`clips_per_video` samples of each video per epoch (or `clips_per_epoch` samples in all,
+    the videos taken in turn), each drawn from its own generator seeded by (seed, epoch, index)."""
 
     videos: list[Video]
     seed: int
     clips_per_video: int = 1
+    clips_per_epoch: int | None = None
     epoch: int = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.videos) * self.clips_per_video
+        return self.clips_per_epoch if self.clips_per_epoch else len(self.videos) * self.clips_per_video
 
     def _draw(self, i: int) -> tuple[Video, np.random.Generator]:
         return self.videos[i % len(self.videos)], np.random.default_rng((self.seed, self.epoch, i))
@@ -115,9 +116,11 @@ class PretrainClips(_EpochSampled):
         mean=(0.0, 0.0, 0.0),
         std=(1.0, 1.0, 1.0),
         clips_per_video: int = 1,
+        clips_per_epoch: int | None = None,
     ):
         self.videos, self.frames = list(videos), frames
         self.clips_per_video = clips_per_video  # an epoch draws this many independent samples of each video
+        self.clips_per_epoch = clips_per_epoch
         self.rates, self.clip_len, self.crop = tuple(rates), clip_len, crop
         self.rec_rate, self.motion, self.random_crop = rec_rate, motion, random_crop
         self.seed, self.short_videos, self.mean, self.std = seed, short_videos, mean, std
@@ -149,9 +152,10 @@ class PretrainClips(_EpochSampled):
 class TrainClips(_EpochSampled):
     """Supervised finetuning samples: one clip of T frames (step `sample_rate`) from a random start, random crop."""
 
-    def __init__(self, videos: Sequence[Video], frames: FrameSource, spec: Preprocess, seed: int = 0, random_crop: bool = True, clips_per_video: int = 1):
+    def __init__(self, videos: Sequence[Video], frames: FrameSource, spec: Preprocess, seed: int = 0, random_crop: bool = True,
+                 clips_per_video: int = 1, clips_per_epoch: int | None = None):
         self.videos, self.frames, self.spec, self.seed, self.random_crop = list(videos), frames, spec, seed, random_crop
-        self.clips_per_video = clips_per_video
+        self.clips_per_video, self.clips_per_epoch = clips_per_video, clips_per_epoch
         self.epoch = 0
 
     def __getitem__(self, i: int) -> dict | None:

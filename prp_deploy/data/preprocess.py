@@ -5,7 +5,8 @@ writes `Preprocess.to_dict()` into the model's metadata so nothing downstream re
 or guesses it.
 
 The rule, everywhere: decode → BGR→RGB → resize so the short side is `short_side` and the
-long side round(short_side × aspect), bilinear (320×240 → 171×128, the paper's 128×171)
+long side round(short_side × aspect), area-averaged when shrinking and bilinear when
+enlarging (320×240 → 171×128, the paper's 128×171)
 → crop `crop`×`crop` (center for evaluation and inference) → float32 in [0, 1] →
 optional (x − mean) / std → layout C×T×H×W.
 """
@@ -34,7 +35,7 @@ class Preprocess:
     # Fixed facts, written out so a reader in another language need not assume them.
     channel_order: str = field(default="RGB", init=False)
     value_scale: tuple[float, float] = field(default=(0.0, 1.0), init=False)
-    interpolation: str = field(default="bilinear", init=False)
+    interpolation: str = field(default="area-down-bilinear-up", init=False)
 
     def __post_init__(self):
         if self.crop > self.short_side:
@@ -80,11 +81,16 @@ def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 
 def resize_rgb(frame_bgr: np.ndarray, short_side: int) -> np.ndarray:
-    """One decoded BGR frame (H, W, 3) uint8 → RGB resized by the rule, uint8."""
+    """One decoded BGR frame (H, W, 3) uint8 → RGB resized by the rule, uint8.
+
+    Shrinking averages areas (INTER_AREA): bilinear samples only the 2×2 pixels nearest each
+    output pixel, so a 3× or larger shrink point-samples rows and a 1-pixel motion turns
+    into jerky steps. Enlarging is bilinear.
+    """
     h, w = frame_bgr.shape[:2]
     size = resized_size(w, h, short_side)
     if size != (w, h):
-        frame_bgr = cv2.resize(frame_bgr, size, interpolation=cv2.INTER_LINEAR)
+        frame_bgr = cv2.resize(frame_bgr, size, interpolation=cv2.INTER_AREA if size[0] < w else cv2.INTER_LINEAR)
     return cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
 
 

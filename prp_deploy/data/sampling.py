@@ -183,7 +183,10 @@ def eval_clip_starts(num_frames: int, span: int, num_clips: int = 10) -> list[in
     """
     if num_frames <= span:
         return [0] * num_clips
-    centres = np.linspace(span / 2, num_frames - span / 2, num_clips)
+    if num_clips == 1:  # linspace(a, b, 1) is [a]: the first clip, not the centred one
+        centres = np.array([num_frames / 2])
+    else:
+        centres = np.linspace(span / 2, num_frames - span / 2, num_clips)
     starts = np.floor(centres - span / 2 + 0.5).astype(int)
     return [int(s) for s in np.clip(starts, 0, num_frames - span)]
 

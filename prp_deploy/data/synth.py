@@ -2,7 +2,7 @@
 
 Classes differ only in how one object moves; its shape, colour, size, speed and start
 are random per video, and each group (UCF101's gXX, one "actor") shares a background
-with static distractors. No single frame tells the class, so a model must use time.
+with faint static blobs. No single frame tells the class, so a model must use time.
 `prp-deploy train` with no `--data` uses it; the tests and benchmarks do too.
 """
 
@@ -23,19 +23,22 @@ import numpy as np
 from ..errors import PRPError
 from ..paths import cache_dir
 
-MOTIONS = ("SlideRight", "SlideLeft", "SlideUp", "SlideDown", "Orbit", "Bounce", "Grow", "Shrink")
-SYNTH_VERSION = 2  # bump when the generator's output changes, so caches regenerate
+MOTIONS = ("SlideRight", "SlideLeft", "SlideUp", "SlideDown", "Orbit", "Shake", "Grow", "Shrink")
+SYNTH_VERSION = 3  # bump when the generator's output changes, so caches regenerate
 
 
 @dataclass(frozen=True)
 class SynthSpec:
+    """What to generate. The defaults are the built-in dataset: 8 classes × 72 videos, rendered
+    at 48×36, the size the tiny preset reads (so no resize blurs or aliases the motion)."""
+
     classes: int = 8
     groups: int = 6  # split k tests groups 2k-1 and 2k (of 6), like UCF101's grouped splits
-    clips_per_group: int = 4
-    width: int = 160
-    height: int = 120
-    min_frames: int = 60
-    max_frames: int = 160
+    clips_per_group: int = 12
+    width: int = 48
+    height: int = 36
+    min_frames: int = 72  # ≥ 8·8 + 1: every playback rate of the tiny preset fits every video
+    max_frames: int = 120
     fps: float = 25.0
     seed: int = 0
 
@@ -55,69 +58,110 @@ class SynthSpec:
 
 
 def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    """Smooth colour field plus soft blobs and a few static shapes (distractors), uint8 BGR."""
-    low = rng.uniform(30, 220, size=(3, 4, 3)).astype(np.float32)
+    """A smooth colour field with soft texture and at most two faint static blobs, float32 BGR.
+
+    The blobs are low-contrast on purpose: a static distractor that looks exactly like the
+    moving object makes the task a search before it is a motion task.
+    """
+    low = rng.uniform(40, 200, size=(3, 4, 3)).astype(np.float32)
     bg = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
-    noise = cv2.GaussianBlur(rng.normal(0, 25, size=(h, w, 3)).astype(np.float32), (0, 0), 3)
-    bg = np.clip(bg + noise, 0, 255).astype(np.uint8)
-    for _ in range(int(rng.integers(2, 5))):
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+    sigma = max(1.0, min(w, h) / 40)
+    bg += cv2.GaussianBlur(rng.normal(0, 18, size=(h, w, 3)).astype(np.float32), (0, 0), sigma)
+    for _ in range(int(rng.integers(0, 3))):
         c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        r = int(rng.integers(3, max(4, min(w, h) // 8)))
-        if rng.random() < 0.5:
-            cv2.circle(bg, c, r, colour, -1, cv2.LINE_AA)
-        else:
-            cv2.rectangle(bg, (c[0] - r, c[1] - r), (c[0] + r, c[1] + r), colour, -1, cv2.LINE_AA)
+        r = int(rng.integers(2, max(3, min(w, h) // 8)))
+        blob = np.zeros((h, w), np.float32)
+        cv2.circle(blob, c, r, 1.0, -1, cv2.LINE_AA)
+        bg += blob[..., None] * rng.uniform(-35, 35, 3).astype(np.float32)
     return bg
 
 
 def _draw(frame: np.ndarray, shape: int, centre: tuple[float, float], size: float, colour, angle: float) -> None:
-    cx, cy, s = centre[0], centre[1], max(2.0, size)
+    """Anti-aliased shape at a sub-pixel position (OpenCV's fixed-point `shift`: 1/16 pixel)."""
+    q = 16
+    cx, cy, s = centre[0], centre[1], max(1.0, size)
     if shape == 0:
-        cv2.circle(frame, (int(round(cx * 4)), int(round(cy * 4))), int(round(s * 4)), colour, -1, cv2.LINE_AA, shift=2)
+        cv2.circle(frame, (int(round(cx * q)), int(round(cy * q))), int(round(s * q)), colour, -1, cv2.LINE_AA, shift=4)
         return
     k = 4 if shape == 1 else 3
     pts = [(cx + s * math.cos(angle + 2 * math.pi * i / k), cy + s * math.sin(angle + 2 * math.pi * i / k)) for i in range(k)]
-    cv2.fillPoly(frame, [np.round(np.array(pts) * 4).astype(np.int32)], colour, cv2.LINE_AA, shift=2)
+    cv2.fillPoly(frame, [np.round(np.array(pts) * q).astype(np.int32)], colour, cv2.LINE_AA, shift=4)
+
+
+def _contrasting_colour(rng: np.random.Generator, bg: np.ndarray) -> tuple[float, float, float]:
+    """A random colour at least ~80 grey levels (Euclidean) from the background's mean."""
+    mean = bg.reshape(-1, 3).mean(0)
+    for _ in range(100):
+        c = rng.uniform(0, 255, 3)
+        if np.linalg.norm(c - mean) > 80:
+            break
+    return tuple(float(v) for v in c)
 
 
 def _render(motion: str, rng: np.random.Generator, bg: np.ndarray, n: int) -> list[np.ndarray]:
+    """Frames of one video: one object moving as `motion` says, over `bg` (float32 BGR), uint8 BGR out.
+
+    All sizes and speeds are fractions of the short side S, so any frame size shows the same
+    motion. The object moves inside the central S×S square (where a square crop looks) and
+    wraps around its edges, so a clip of any length shows one direction of motion.
+    """
     h, w = bg.shape[:2]
+    side = min(w, h)
+    ox = (w - side) / 2  # left edge of the central square
     shape = int(rng.integers(3))
-    colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-    size = rng.uniform(0.1, 0.18) * min(w, h)
-    # Pixels per frame: 0.8-3.2 % of the short side, so the motion stays visible after the
-    # tiny preset's downscale to a 40-pixel short side (0.3-1.3 px per frame there).
-    speed = rng.uniform(0.8, 3.2) * min(w, h) / 100
-    x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+    colour = _contrasting_colour(rng, bg)
+    size = rng.uniform(0.09, 0.15) * side  # radius
+    # Speed: 2.5-5 % of S per frame (1-2 px at the tiny preset's 36-40 px): visible in an
+    # 8-frame clip, and a ratio of 2 between slowest and fastest keeps playback rates
+    # 1, 2, 4, 8 apart in displacement per frame.
+    speed = rng.uniform(0.025, 0.05) * side
+    x0, y0 = ox + rng.uniform(0, side), rng.uniform(0, side)
     angle0 = rng.uniform(0, 2 * math.pi)
-    radius = rng.uniform(0.15, 0.3) * min(w, h)
-    period = rng.uniform(16, 40)
+    spin = rng.uniform(-0.05, 0.05)
     direction = 1 if rng.random() < 0.5 else -1
+    radius = rng.uniform(0.2, 0.32) * side
+    centre = (w / 2 + rng.uniform(-0.1, 0.1) * side, h / 2 + rng.uniform(-0.1, 0.1) * side)
+    period = rng.uniform(4, 8)  # Shake: a full oscillation every 4-8 frames, so every clip reverses
+    amplitude = rng.uniform(0.1, 0.18) * side
+    growth = 1 + speed / (3 * size)  # Grow/Shrink: radius ×(1.06-1.19) per frame
+    lo_size, hi_size = 0.05 * side, 0.25 * side
+    cycle = math.log(hi_size / lo_size) / math.log(growth)  # frames from small to large
+    wrap = side + 2 * size  # positions wrap outside the central square's edge, object fully out
+
+    def wrapped(v: float, origin: float) -> float:
+        return origin - size + (v - origin + size) % wrap
+
     frames = []
+    cycle_pos = {}
     for t in range(n):
         x, y, s = x0, y0, size
         if motion == "SlideRight":
-            x = (x0 + speed * t) % w
+            x = wrapped(x0 + speed * t, ox)
         elif motion == "SlideLeft":
-            x = (x0 - speed * t) % w
+            x = wrapped(x0 - speed * t, ox)
         elif motion == "SlideDown":
-            y = (y0 + speed * t) % h
+            y = wrapped(y0 + speed * t, 0)
         elif motion == "SlideUp":
-            y = (y0 - speed * t) % h
+            y = wrapped(y0 - speed * t, 0)
         elif motion == "Orbit":
             a = angle0 + direction * speed * t / radius
-            x, y = w / 2 + radius * math.cos(a), h / 2 + radius * math.sin(a)
-        elif motion == "Bounce":
-            x = w / 2 + radius * math.sin(angle0 + 2 * math.pi * t / period)
+            x, y = centre[0] + radius * math.cos(a), centre[1] + radius * math.sin(a)
+        elif motion == "Shake":
+            x = centre[0] + amplitude * math.sin(angle0 + 2 * math.pi * t / period)
+            y = centre[1] + (y0 - h / 2) * 0.5
         elif motion in ("Grow", "Shrink"):
-            # Sawtooth between small and large so any window shows one direction of change.
-            phase = ((angle0 / (2 * math.pi)) + t * speed / (0.6 * min(w, h))) % 1.0
+            # Exponential growth (or shrinkage) over one cycle; each new cycle is a new object at
+            # a new place, so the reset reads as a cut, not as the opposite motion.
+            k, phase = divmod(t / cycle + angle0 / (2 * math.pi), 1.0)
+            if k not in cycle_pos:
+                cycle_pos[k] = (ox + rng.uniform(0.25, 0.75) * side, rng.uniform(0.25, 0.75) * side)
+            x, y = cycle_pos[k]
             frac = phase if motion == "Grow" else 1.0 - phase
-            s = (0.05 + 0.2 * frac) * min(w, h)
+            s = lo_size * (hi_size / lo_size) ** frac
         frame = bg.copy()
-        _draw(frame, shape, (x, y), s, colour, angle0 + 0.02 * t)
-        frames.append(frame)
+        _draw(frame, shape, (x, y), s, colour, angle0 + spin * t)
+        noise = rng.normal(0, 2.0, size=frame.shape).astype(np.float32)  # sensor noise, fresh each frame
+        frames.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
     return frames
 
 

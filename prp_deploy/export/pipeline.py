@@ -39,7 +39,7 @@ from .onnx_export import convert_fp16, export_onnx
 from .parity import ParityReport, compare
 from .torch_backend import LoadedModel, TorchBackend, load_model, resolve_checkpoint
 
-RESIZE_RULE = "short side to short_side, long side round(short_side * aspect), bilinear; then center crop"
+RESIZE_RULE = "short side to short_side, long side round(short_side * aspect), area average when shrinking, bilinear when enlarging; then center crop"
 
 
 @dataclass

@@ -20,6 +20,7 @@ class EncoderConfig:
     backbone: str = "r21d"  # c3d | r3d | r21d
     depth: int = 10  # 10 or 18 for r3d/r21d; C3D has one depth (its 8 conv layers) and ignores it
     width: float = 1.0  # channel multiplier; 1.0 is the paper's network
+    subtract_mean: bool = False  # centre each pixel over the clip's time first (layers.subtract_clip_mean); the paper: off
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -30,13 +31,13 @@ def build_encoder(cfg: EncoderConfig) -> nn.Module:
     if cfg.width <= 0:
         raise PRPError(f"width must be positive, got {cfg.width}")
     if cfg.backbone == "c3d":
-        return c3d(width=cfg.width)
+        return c3d(width=cfg.width, subtract_mean=cfg.subtract_mean)
     if cfg.depth not in (10, 18):
         raise PRPError(f"depth must be 10 or 18, got {cfg.depth}")
     if cfg.backbone == "r3d":
-        return r3d(depth=cfg.depth, width=cfg.width)
+        return r3d(depth=cfg.depth, width=cfg.width, subtract_mean=cfg.subtract_mean)
     if cfg.backbone == "r21d":
-        return r2plus1d(depth=cfg.depth, width=cfg.width)
+        return r2plus1d(depth=cfg.depth, width=cfg.width, subtract_mean=cfg.subtract_mean)
     raise PRPError(f"unknown backbone {cfg.backbone!r}; expected one of {', '.join(BACKBONES)}")
 
 

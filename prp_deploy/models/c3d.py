@@ -9,12 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import ConvBNReLU, scaled
+from .layers import ConvBNReLU, scaled, subtract_clip_mean
 
 
 class C3D(nn.Module):
-    def __init__(self, *, width: float = 1.0):
+    def __init__(self, *, width: float = 1.0, subtract_mean: bool = False):
         super().__init__()
+        self.subtract_mean = subtract_mean
         c1, c2, c3, c4 = (scaled(c, width) for c in (64, 128, 256, 512))
         self.conv1 = ConvBNReLU(3, c1)
         self.pool1 = nn.MaxPool3d((1, 2, 2))  # keep time at the first pool, as C3D does
@@ -28,6 +29,8 @@ class C3D(nn.Module):
         self.out_channels = c4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, T, H, W) → (N, C, T/8, H/16, W/16)
+        if self.subtract_mean:
+            x = subtract_clip_mean(x)
         x = self.pool1(self.conv1(x))
         x = self.pool2(self.conv2(x))
         x = self.pool3(self.conv3(x))
@@ -35,5 +38,5 @@ class C3D(nn.Module):
         return self.conv5(x)
 
 
-def c3d(*, width: float = 1.0) -> C3D:
-    return C3D(width=width)
+def c3d(*, width: float = 1.0, subtract_mean: bool = False) -> C3D:
+    return C3D(width=width, subtract_mean=subtract_mean)

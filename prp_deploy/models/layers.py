@@ -19,6 +19,17 @@ class ConvBNReLU(nn.Sequential):
         super().__init__(nn.Conv3d(in_ch, out_ch, 3, padding=1, bias=bias), nn.BatchNorm3d(out_ch), nn.ReLU(inplace=True))
 
 
+def subtract_clip_mean(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, T, H, W) minus its mean over T: what stays still in the clip is removed.
+
+    Why: on small data a 3-D CNN fits the static appearance of each video long before it
+    finds the motion (measured in docs/results.md). Centring each pixel over time leaves
+    only what changes, the same idea as residual-frame inputs (Tao et al., 2020). It has no
+    weights, so it travels inside the exported graph and the runtime needs no new step.
+    """
+    return x - x.mean(dim=2, keepdim=True)
+
+
 def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
     """(N, C, T, H, W) → (N, C) by average pooling with an explicit kernel.
 

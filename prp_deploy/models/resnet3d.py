@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import scaled
+from .layers import scaled, subtract_clip_mean
 
 
 def midplanes(in_ch: int, out_ch: int, t: int = 3, k: int = 3) -> int:
@@ -76,8 +76,9 @@ def r2plus1d_stem(out_ch: int) -> nn.Sequential:
 
 
 class VideoResNet(nn.Module):
-    def __init__(self, conv: type[nn.Module], stem, layers: tuple[int, int, int, int], width: float = 1.0):
+    def __init__(self, conv: type[nn.Module], stem, layers: tuple[int, int, int, int], width: float = 1.0, subtract_mean: bool = False):
         super().__init__()
+        self.subtract_mean = subtract_mean
         chans = [scaled(c, width) for c in (64, 128, 256, 512)]
         self.stem = stem(chans[0])
         stages, in_ch = [], chans[0]
@@ -96,6 +97,8 @@ class VideoResNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, T, H, W) → (N, C, T/8, H/16, W/16)
+        if self.subtract_mean:
+            x = subtract_clip_mean(x)
         x = self.stem(x)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
@@ -109,9 +112,9 @@ def _layers(depth: int) -> tuple[int, int, int, int]:
     return _LAYERS[depth]
 
 
-def r3d(*, depth: int = 10, width: float = 1.0) -> VideoResNet:
-    return VideoResNet(Conv3DSimple, r3d_stem, _layers(depth), width)
+def r3d(*, depth: int = 10, width: float = 1.0, subtract_mean: bool = False) -> VideoResNet:
+    return VideoResNet(Conv3DSimple, r3d_stem, _layers(depth), width, subtract_mean)
 
 
-def r2plus1d(*, depth: int = 10, width: float = 1.0) -> VideoResNet:
-    return VideoResNet(Conv2Plus1D, r2plus1d_stem, _layers(depth), width)
+def r2plus1d(*, depth: int = 10, width: float = 1.0, subtract_mean: bool = False) -> VideoResNet:
+    return VideoResNet(Conv2Plus1D, r2plus1d_stem, _layers(depth), width, subtract_mean)

@@ -54,13 +54,16 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
 
 def encoder_config_of(state: dict) -> EncoderConfig:
     e = state["encoder"]
-    return EncoderConfig(e["backbone"], int(e["depth"]), float(e["width"]))
+    return EncoderConfig(e["backbone"], int(e["depth"]), float(e["width"]), bool(e.get("subtract_mean", False)))
 
 
 def load_encoder_weights(encoder: torch.nn.Module, state: dict, expected: EncoderConfig, path: Path) -> None:
     """Copy only the encoder's weights from a PRP or finetune checkpoint into `encoder`."""
     got = encoder_config_of(state)
     same_depth = got.backbone == "c3d" or got.depth == expected.depth
+    if got.subtract_mean != expected.subtract_mean:
+        flag = "--subtract-mean" if got.subtract_mean else "--no-subtract-mean"
+        raise PRPError(f"{path}: its encoder was trained with subtract_mean={got.subtract_mean}, this run has {expected.subtract_mean}; pass {flag}")
     if got.backbone != expected.backbone or not same_depth or got.width != expected.width:
         raise PRPError(
             f"{path}: holds a {got.backbone} (depth {got.depth}, width {got.width}) encoder, "

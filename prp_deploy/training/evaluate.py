@@ -62,6 +62,31 @@ def video_outputs(
     return {k: np.concatenate(v) for k, v in sums.items()}, np.asarray(labels), missing
 
 
+def majority_chance(labels: np.ndarray, num_classes: int | None = None) -> float:
+    """Percent a constant guess of the most frequent label scores: chance for unbalanced labels too."""
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=num_classes or 0)
+    return 100.0 * float(counts.max()) / max(1, int(counts.sum()))
+
+
+def retrieval_chance(q_labels: np.ndarray, g_labels: np.ndarray, ks=(1, 5, 10, 20, 50)) -> dict[str, float]:
+    """Expected hit@k, in percent, of a gallery ranked at random: for a query of class c with
+    n_c same-class videos among G, P(hit) = 1 − C(G − n_c, k) / C(G, k)."""
+    g = len(g_labels)
+    counts = np.bincount(np.asarray(g_labels, np.int64), minlength=int(max(q_labels.max(initial=0), g_labels.max(initial=0))) + 1)
+    out = {}
+    for k in ks:
+        miss = []
+        for c in q_labels:
+            others = g - counts[c]
+            # C(others, k) / C(g, k) as a product, exact and without huge integers
+            p = 1.0
+            for i in range(min(k, g)):
+                p *= max(0, others - i) / (g - i)
+            miss.append(p)
+        out[f"top{k}"] = 100.0 * (1.0 - float(np.mean(miss)))
+    return out
+
+
 def topk_accuracy(logits: np.ndarray, labels: np.ndarray, ks=(1, 5)) -> dict[str, float]:
     """Percent of rows whose label is among the k highest logits (k capped at the class count)."""
     order = np.argsort(-logits, axis=1)
@@ -90,7 +115,8 @@ def retrieval_hits(query: np.ndarray, q_labels: np.ndarray, gallery: np.ndarray,
 def recognition(model: torch.nn.Module, videos: Sequence[Video], spec: Preprocess, clips: int, rt: Runtime, batch_videos: int = 4, workers: int = 0) -> dict:
     model.eval()
     outs, labels, missing = video_outputs(lambda x: {"logits": model(x)[0]}, videos, spec, clips, rt, batch_videos, workers)
-    return {**topk_accuracy(outs["logits"], labels), "videos": len(labels), "unreadable": len(missing), "clips_per_video": clips}
+    return {**topk_accuracy(outs["logits"], labels), "chance": majority_chance(labels, outs["logits"].shape[1]), "videos": len(labels),
+            "unreadable": len(missing), "clips_per_video": clips}
 
 
 def retrieval(encoder: torch.nn.Module, train: Sequence[Video], test: Sequence[Video], spec: Preprocess, clips: int, rt: Runtime,
@@ -99,7 +125,8 @@ def retrieval(encoder: torch.nn.Module, train: Sequence[Video], test: Sequence[V
     feat = lambda x: {"features": retrieval_features(encoder(x))}  # noqa: E731
     g, g_labels, g_missing = video_outputs(feat, train, spec, clips, rt, batch_videos, workers)
     q, q_labels, q_missing = video_outputs(feat, test, spec, clips, rt, batch_videos, workers)
-    return {**retrieval_hits(q["features"], q_labels, g["features"], g_labels, ks), "queries": len(q_labels), "gallery": len(g_labels),
+    return {**retrieval_hits(q["features"], q_labels, g["features"], g_labels, ks), "chance": retrieval_chance(q_labels, g_labels, ks),
+            "queries": len(q_labels), "gallery": len(g_labels),
             "unreadable": len(g_missing) + len(q_missing), "feature_dim": int(g["features"].shape[1])}
 
 
@@ -108,6 +135,7 @@ def rate_accuracy(model: torch.nn.Module, val_set: PretrainClips, rt: Runtime, b
     """Playback-rate accuracy of the rate head on the fixed validation clips."""
     model.eval()
     correct = total = 0
+    labels = []
     for batch, _ in DataLoader(val_set, batch_size=batch_size, num_workers=workers, collate_fn=collate_skipping):
         if batch is None:
             continue
@@ -115,4 +143,10 @@ def rate_accuracy(model: torch.nn.Module, val_set: PretrainClips, rt: Runtime, b
         logits = model(batch["clip"])["rate_logits"]
         correct += int((logits.argmax(1) == batch["rate_label"]).sum())
         total += len(batch["rate_label"])
-    return {"rate_accuracy": 100.0 * correct / max(total, 1), "chance": 100.0 / len(val_set.rates), "clips": total}
+        labels += batch["rate_label"].tolist()
+    if not total:
+        raise PRPError("no validation clip could be read for the playback-rate accuracy")
+    # Short videos redraw s, so the labels need not be uniform: chance is the majority label's share.
+    counts = np.bincount(np.asarray(labels), minlength=len(val_set.rates))
+    return {"rate_accuracy": 100.0 * correct / total, "chance": majority_chance(np.asarray(labels), len(val_set.rates)),
+            "uniform_chance": 100.0 / len(val_set.rates), "label_counts": counts.tolist(), "clips": total}

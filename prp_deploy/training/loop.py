@@ -42,6 +42,7 @@ class Stage:
     max_bad_fraction: float
     select: str  # the validation metric that picks best.pt
     select_mode: str  # "min" | "max"
+    per_step_schedule: bool = False  # the scheduler steps after every optimiser step (cosine), not per epoch
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -116,6 +117,8 @@ def run_stage(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if stage.per_step_schedule:
+                    scheduler.step()
                 n = batch["clip"].shape[0]
                 # Running sums stay on the device: .item() per step would sync the GPU every step.
                 for k, v in {"loss": loss.detach() * n, "clips": torch.tensor(float(n)), **stats}.items():

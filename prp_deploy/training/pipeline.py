@@ -13,6 +13,7 @@ RUN/
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 import time
@@ -29,7 +30,7 @@ from ..data.clips import CachedFrames, DecodedFrames, EvalClips, PretrainClips, 
 from ..data.datasets import Video, VideoIndex
 from ..data.loader import collate_skipping
 from ..data.preprocess import Preprocess
-from ..data.tasks import resolve_index
+from ..data.tasks import all_videos, prepare, resolve_index
 from ..data.video import probe
 from ..errors import PRPError, VideoError
 from ..models import ActionRecognizer, EncoderConfig, PRPModel, build_encoder
@@ -56,6 +57,11 @@ def split_validation(train: tuple[Video, ...], n_val: int, seed: int) -> tuple[l
     return [v for i, v in enumerate(train) if i not in held], [v for i, v in enumerate(train) if i in held]
 
 
+def train_videos_of(index: VideoIndex, cfg: TrainConfig) -> list[Video]:
+    """The training list less the validation videos held out of it."""
+    return split_validation(index.train, val_count(cfg, index.name, len(index.train)), cfg.seed)[0]
+
+
 def preprocess_of(cfg: TrainConfig) -> Preprocess:
     d = cfg.data
     return Preprocess(short_side=d.short_side, crop=d.crop, frames=d.frames, sample_rate=1, mean=tuple(d.mean), std=tuple(d.std))
@@ -78,6 +84,65 @@ def _frame_source(cfg: TrainConfig):
     return CachedFrames(FrameCache(cfg.data.short_side, "jpeg")) if cfg.data.use_cache else DecodedFrames(cfg.data.short_side)
 
 
+def make_optimizer(groups: list[dict], stage_cfg) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper) or Adam, with the stage's lr and weight decay."""
+    if stage_cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=stage_cfg.lr, weight_decay=stage_cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=stage_cfg.lr, momentum=stage_cfg.momentum, weight_decay=stage_cfg.weight_decay)
+
+
+def cosine_lambda(total_steps: int, warmup_fraction: float = 0.05) -> Callable[[int], float]:
+    """lr factor at step k: linear warm-up over the first 5 % of steps, then cosine to zero."""
+    warmup = max(1, int(warmup_fraction * total_steps))
+
+    def factor(k: int) -> float:
+        if k < warmup:
+            return (k + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (k - warmup) / max(1, total_steps - warmup))))
+
+    return factor
+
+
+def steps_per_epoch(n_samples: int, batch_size: int, rt: Runtime) -> int:
+    return math.ceil(math.ceil(n_samples / rt.world) / batch_size)
+
+
+def labelled_subset(videos: list[Video], f, seed: int) -> list[Video]:
+    """The labelled part of the training list under the label budget, chosen per class by the seed.
+
+    `labels_per_class` N: N videos of each class (all of a class that has fewer);
+    `label_fraction` F: round(F · n) of each class's n videos, at least one. Neither: all.
+    """
+    if f.labels_per_class is None and f.label_fraction is None:
+        return list(videos)
+    rng = np.random.default_rng((seed, 7))
+    by_class: dict[int, list[int]] = {}
+    for i, v in enumerate(videos):
+        by_class.setdefault(v.label, []).append(i)
+    keep: list[int] = []
+    for label in sorted(by_class):
+        ids = by_class[label]
+        n = f.labels_per_class if f.labels_per_class is not None else max(1, round(f.label_fraction * len(ids)))
+        keep += [ids[j] for j in rng.permutation(len(ids))[: min(n, len(ids))]]
+    return [videos[i] for i in sorted(keep)]
+
+
+def fill_cache(index: VideoIndex, cfg: TrainConfig, say) -> None:
+    """Decode the built-in dataset once into the frame cache (seconds; later runs reuse it).
+
+    Pretraining reads up to 8·T + 1 consecutive frames per sample; from the cache that is one
+    read and the JPEG decodes of those frames, instead of a decode from the video's start.
+    For user datasets `prp-deploy data prepare` does this, since it can take hours there.
+    """
+    cache = FrameCache(cfg.data.short_side, "jpeg")
+    if all(cache.has(v.path) for v in all_videos(index)):
+        return
+    t0 = time.perf_counter()
+    report = prepare(index, cache, workers=max(1, cfg.data.workers))
+    say(f"frame cache: {report.written} videos decoded into {cache.root} in {time.perf_counter() - t0:.0f} s"
+        + (f", {len(report.failed)} unreadable" if report.failed else ""))
+
+
 def _random_encoder(cfg: TrainConfig) -> torch.nn.Module:
     """The seeded random initialisation: objective `none`, the paper's baseline row."""
     torch.manual_seed(cfg.seed)
@@ -97,14 +162,19 @@ def pretrain(cfg: TrainConfig, run_dir: Path, train: list[Video], val: list[Vide
     groups = [{"params": [q for q in model.parameters() if id(q) not in head_ids], "lr": p.lr}]
     if head:
         groups.append({"params": head, "lr": p.lr * p.head_lr_mult})  # the rate head learns 10× faster
-    optimizer = torch.optim.SGD(groups, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=p.plateau_factor, patience=p.plateau_patience)
+    optimizer = make_optimizer(groups, p)
     common = dict(rates=p.intervals, clip_len=d.frames, crop=d.crop, rec_rate=p.rec_rate if gp else None, motion=p.motion_attention,
                   short_videos=d.short_videos, mean=d.mean, std=d.std)
     frames = _frame_source(cfg)
-    train_set = PretrainClips(train, frames, random_crop=p.random_crop, seed=cfg.seed, clips_per_video=p.clips_per_video, **common)
+    train_set = PretrainClips(train, frames, random_crop=p.random_crop, seed=cfg.seed, clips_per_video=p.clips_per_video,
+                              clips_per_epoch=p.clips_per_epoch, **common)
+    if p.schedule == "cosine":
+        total = p.epochs * steps_per_epoch(len(train_set), p.batch_size, rt)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(total))
+    else:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=p.plateau_factor, patience=p.plateau_patience)
     # Validation: the same clips every epoch (epoch 0 of its own seed), centre crop.
-    val_set = PretrainClips(val, frames, random_crop=False, seed=cfg.seed + 1, **common)
+    val_set = PretrainClips(val, frames, random_crop=False, seed=cfg.seed + 1, clips_per_video=p.val_clips, **common)
     use_real_only = not p.interpolated_in_loss
 
     def step(net, batch):
@@ -140,11 +210,12 @@ def pretrain(cfg: TrainConfig, run_dir: Path, train: list[Video], val: list[Vide
             r["val_rate_accuracy"] = 100.0 * correct / n
         return r
 
-    stage = Stage("pretrain", run_dir / "pretrain", p.epochs, p.batch_size, cfg.seed, d.workers, d.max_bad_fraction, "val_loss", "min")
+    stage = Stage("pretrain", run_dir / "pretrain", p.epochs, p.batch_size, cfg.seed, d.workers, d.max_bad_fraction, "val_loss", "min",
+                  per_step_schedule=p.schedule == "cosine")
     extra = {"encoder": cfg.model.to_dict(), "config": cfg.to_dict(), "versions": versions(), "objective": p.objective,
              "intervals": list(p.intervals), "rec_rate": p.rec_rate if gp else None}
-    return run_stage(stage, model, optimizer, scheduler, train_set, step, validate, lambda s, r: s.step(r["val_loss"]),
-                     rt, metrics, extra, resume, stop, say)
+    on_epoch = (lambda s, r: None) if stage.per_step_schedule else (lambda s, r: s.step(r["val_loss"]))
+    return run_stage(stage, model, optimizer, scheduler, train_set, step, validate, on_epoch, rt, metrics, extra, resume, stop, say)
 
 
 def finetune(cfg: TrainConfig, run_dir: Path, index: VideoIndex, train: list[Video], val: list[Video], init: Path | None,
@@ -163,10 +234,17 @@ def finetune(cfg: TrainConfig, run_dir: Path, index: VideoIndex, train: list[Vid
     model = ActionRecognizer(encoder, index.num_classes, f.dropout).to(rt.device)
     if rt.device.type == "cuda":
         model = model.to(memory_format=torch.channels_last_3d)
-    optimizer = torch.optim.SGD(model.parameters(), lr=f.lr, momentum=f.momentum, weight_decay=f.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=f.step_size, gamma=f.gamma)
+    optimizer = make_optimizer([{"params": list(model.parameters())}], f)
     spec = preprocess_of(cfg)
-    train_set = TrainClips(train, _frame_source(cfg), spec, seed=cfg.seed, random_crop=True, clips_per_video=f.clips_per_video)
+    labelled = labelled_subset(train, f, cfg.seed)
+    if len(labelled) < len(train):
+        say(f"finetune: {len(labelled)} labelled training videos of {len(train)} (label budget), {len(val)} validation videos")
+    train_set = TrainClips(labelled, _frame_source(cfg), spec, seed=cfg.seed, random_crop=True, clips_per_video=f.clips_per_video,
+                           clips_per_epoch=f.clips_per_epoch)
+    if f.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(f.epochs * steps_per_epoch(len(train_set), f.batch_size, rt)))
+    else:
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=f.step_size, gamma=f.gamma)
 
     def step(net, batch):
         logits, _ = net(batch["clip"])
@@ -193,10 +271,13 @@ def finetune(cfg: TrainConfig, run_dir: Path, index: VideoIndex, train: list[Vid
             raise PRPError("no validation video could be read")
         return {"val_loss": loss / n, "val_accuracy": 100.0 * correct / n}
 
-    stage = Stage("finetune", run_dir / "finetune", f.epochs, f.batch_size, cfg.seed, d.workers, d.max_bad_fraction, "val_accuracy", "max")
+    stage = Stage("finetune", run_dir / "finetune", f.epochs, f.batch_size, cfg.seed, d.workers, d.max_bad_fraction, "val_accuracy", "max",
+                  per_step_schedule=f.schedule == "cosine")
     extra = {"encoder": cfg.model.to_dict(), "config": cfg.to_dict(), "versions": versions(), "classes": list(index.classes),
-             "preprocess": spec.to_dict(), "train_fps": median_fps(train), "init": str(init) if init else None, "dataset": index.name}
-    return run_stage(stage, model, optimizer, scheduler, train_set, step, validate, lambda s, r: s.step(), rt, metrics, extra, resume, stop, say)
+             "preprocess": spec.to_dict(), "train_fps": median_fps(train), "init": str(init) if init else None, "dataset": index.name,
+             "labelled_videos": len(labelled)}
+    on_epoch = (lambda s, r: None) if stage.per_step_schedule else (lambda s, r: s.step())
+    return run_stage(stage, model, optimizer, scheduler, train_set, step, validate, on_epoch, rt, metrics, extra, resume, stop, say)
 
 
 def pretrained_source(run_dir: Path, init: Path | None) -> Path | None:
@@ -234,7 +315,8 @@ def evaluate(cfg: TrainConfig, run_dir: Path, index: VideoIndex, val: list[Video
             model.load_state_dict(state["model"])
             model.to(rt.device)
             val_set = PretrainClips(val, DecodedFrames(d.short_side), rates=tuple(state["intervals"]), clip_len=d.frames, crop=d.crop,
-                                    rec_rate=None, random_crop=False, seed=cfg.seed + 1, short_videos=d.short_videos, mean=d.mean, std=d.std)
+                                    rec_rate=None, random_crop=False, seed=cfg.seed + 1, short_videos=d.short_videos, mean=d.mean, std=d.std,
+                                    clips_per_video=p.val_clips)
             result["pretext"] = rate_accuracy(model, val_set, rt, p.batch_size, d.workers)
         else:
             result["pretext"] = {"rate_accuracy": None, "chance": None}
@@ -249,6 +331,10 @@ def evaluate(cfg: TrainConfig, run_dir: Path, index: VideoIndex, val: list[Video
         result["recognition"] = recognition(model.to(rt.device), index.test, spec, e.clips, rt, e.batch_videos, d.workers)
     else:
         result["recognition"] = None
+    f = cfg.finetune
+    result["labels"] = {"labels_per_class": f.labels_per_class, "label_fraction": f.label_fraction,
+                        "labelled_videos": len(labelled_subset(train_videos_of(index, cfg), f, cfg.seed)),
+                        "training_videos": len(train_videos_of(index, cfg))}
     result.update({"dataset": index.name, "split": index.split, "config": cfg.to_dict(), "config_hash": cfg.hash(), "seed": cfg.seed, "versions": versions()})
     return result
 
@@ -312,6 +398,8 @@ def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: P
     index = resolve_index(cfg.data.data, cfg.data.dataset, cfg.data.split, say)
     if cfg.data.data is None:  # record what the built-in default resolved to, so config.yaml reruns it
         cfg = replace(cfg, data=replace(cfg.data, dataset="ucf101"))
+        if cfg.data.use_cache and rt.is_main:
+            fill_cache(index, cfg, say)
     run_dir = Path(out) if out else runs_dir() / default_run_name(cfg)
     config_path = run_dir / "config.yaml"
     if config_path.exists() and not resume:
@@ -323,8 +411,7 @@ def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: P
         run_dir.mkdir(parents=True, exist_ok=True)
         if resume or not config_path.exists():  # a resume may have extended the epochs
             config_path.write_text(yaml.safe_dump({**cfg.to_dict(), "config_hash": cfg.hash(), "versions": versions()}, sort_keys=False))
-    n_val = val_count(cfg, index.name, len(index.train))
-    train_videos, val_videos = split_validation(index.train, n_val, cfg.seed)
+    train_videos, val_videos = split_validation(index.train, val_count(cfg, index.name, len(index.train)), cfg.seed)
     say(f"run {run_dir}: {index.name} split {index.split}, {len(train_videos)} train / {len(val_videos)} val / {len(index.test)} test videos, "
         f"{cfg.model.backbone}-{cfg.model.depth} width {cfg.model.width}, objective {cfg.pretrain.objective}, device {rt.device}")
     metrics = MetricsLog(run_dir, enabled=rt.is_main)
@@ -354,6 +441,9 @@ def eval_summary(r: dict) -> str:
     if r["pretext"].get("rate_accuracy") is not None:
         parts.append(f"rate acc {r['pretext']['rate_accuracy']:.1f}% (chance {r['pretext']['chance']:.1f}%)")
     if r.get("recognition"):
-        parts.append(f"recognition top1 {r['recognition']['top1']:.1f}% top5 {r['recognition']['top5']:.1f}%")
-    parts.append("retrieval " + " ".join(f"@{k[3:]} {v:.1f}%" for k, v in r["retrieval"].items() if k.startswith("top")))
+        rec = r["recognition"]
+        parts.append(f"recognition top1 {rec['top1']:.1f}% (chance {rec['chance']:.1f}%) top5 {rec['top5']:.1f}%")
+    ret = r["retrieval"]
+    parts.append(f"retrieval top1 {ret['top1']:.1f}% (chance {ret['chance']['top1']:.1f}%) "
+                 + " ".join(f"@{k[3:]} {v:.1f}%" for k, v in ret.items() if k.startswith("top") and k != "top1"))
     return "eval: " + "; ".join(parts)

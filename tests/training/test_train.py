@@ -29,8 +29,9 @@ def tiny_cfg(data: Path, **over):
     base = {
         "model": {"backbone": "r3d", "width": 0.125},
         "data": {"data": str(data), "dataset": "ucf101", "short_side": 40, "frames": 8, "crop": 32, "workers": 0, "use_cache": False},
-        "pretrain": {"objective": "dgp", "intervals": [1, 2, 4], "epochs": 2, "batch_size": 6, "lr": 0.01},
-        "finetune": {"epochs": 2, "batch_size": 6},
+        # Epochs of one clip per video and every label: the tiny preset's step budget is for real data, not tests.
+        "pretrain": {"objective": "dgp", "intervals": [1, 2, 4], "epochs": 2, "batch_size": 6, "lr": 0.01, "clips_per_epoch": None},
+        "finetune": {"epochs": 2, "batch_size": 6, "clips_per_epoch": None, "labels_per_class": None},
         "eval": {"clips": 2},
     }
     for k, v in over.items():
@@ -49,7 +50,13 @@ def test_full_run_writes_the_run_folder(tiny_data, tmp_path):
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     ev = json.loads((run / "eval.json").read_text())
     assert ev["schema_version"] == 1 and ev["seed"] == 0 and "torch" in ev["versions"]
-    assert set(ev["pretext"]) >= {"rate_accuracy", "chance"} and ev["pretext"]["chance"] == pytest.approx(100 / 3)
+    counts = ev["pretext"]["label_counts"]  # chance is the majority label's share of the clips actually drawn
+    assert ev["pretext"]["chance"] == pytest.approx(100 * max(counts) / sum(counts)) and ev["pretext"]["uniform_chance"] == pytest.approx(100 / 3)
+    assert sum(counts) == ev["pretext"]["clips"] > 0
+    assert ev["recognition"]["chance"] == pytest.approx(100 / 3)  # 3 test videos of each of 3 classes
+    assert set(ev["retrieval"]["chance"]) == {"top1", "top5", "top10", "top20", "top50"}
+    assert ev["retrieval"]["chance"]["top1"] == pytest.approx(100 / 3) and ev["retrieval"]["chance"]["top50"] == 100
+    assert ev["labels"]["labelled_videos"] == ev["labels"]["training_videos"]
     assert ev["recognition"]["videos"] == 9 and ev["recognition"]["clips_per_video"] == 2
     assert ev["retrieval"]["queries"] == 9 and ev["retrieval"]["gallery"] == 18  # every video counts
     assert {"top1", "top5", "top10", "top20", "top50"} <= set(ev["retrieval"])
@@ -67,7 +74,10 @@ def test_pretraining_loss_decreases(tiny_data, tmp_path):
 
 
 def test_resume_gives_the_same_weights_as_a_straight_run(tiny_data, tmp_path):
-    cfg = tiny_cfg(tiny_data, finetune={"epochs": 0})
+    # A 1-epoch run extended to 2 on resume equals a straight 2-epoch run only under a schedule
+    # that does not depend on the total length: the paper's (SGD, plateau). A cosine schedule
+    # is a function of the total step count, so extending it changes the curve by design.
+    cfg = tiny_cfg(tiny_data, pretrain={"optimizer": "sgd", "schedule": "plateau"}, finetune={"epochs": 0})
     straight = train(cfg, stage="pretrain", out=tmp_path / "a", say=quiet)
     one = train(replace(cfg, pretrain=replace(cfg.pretrain, epochs=1)), stage="pretrain", out=tmp_path / "b", say=quiet)
     resumed = train(cfg, stage="pretrain", out=one, resume=True, say=quiet)
@@ -76,7 +86,8 @@ def test_resume_gives_the_same_weights_as_a_straight_run(tiny_data, tmp_path):
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     for ga, gb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
-        assert torch.equal(ga["momentum_buffer"], gb["momentum_buffer"])
+        for key in ga:  # Adam's moments (the tiny preset), or SGD's momentum
+            assert torch.equal(torch.as_tensor(ga[key]), torch.as_tensor(gb[key])), key
 
 
 def test_best_checkpoint_is_never_replaced_by_a_worse_one(tiny_data, tmp_path):

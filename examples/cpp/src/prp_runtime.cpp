@@ -43,7 +43,9 @@ cv::Mat preprocess_frame(const cv::Mat& bgr, const ModelInfo& info) {
     size = cv::Size(info.short_side, static_cast<int>(std::floor(static_cast<double>(info.short_side) * h / w + 0.5)));
   }
   cv::Mat resized = bgr;
-  if (size != bgr.size()) cv::resize(bgr, resized, size, 0, 0, cv::INTER_LINEAR);
+  // Area averaging when shrinking (point-sampling bilinear would alias motion), bilinear when enlarging.
+  const int interp = (size.width < w) ? cv::INTER_AREA : cv::INTER_LINEAR;
+  if (size != bgr.size()) cv::resize(bgr, resized, size, 0, 0, interp);
   cv::Mat rgb;
   cv::cvtColor(resized, rgb, cv::COLOR_BGR2RGB);
   const int y = (rgb.rows - info.crop) / 2, x = (rgb.cols - info.crop) / 2;
