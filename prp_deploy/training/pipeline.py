@@ -128,11 +128,13 @@ def labelled_subset(videos: list[Video], f, seed: int) -> list[Video]:
 
 
 def fill_cache(index: VideoIndex, cfg: TrainConfig, say) -> None:
-    """Decode the built-in dataset once into the frame cache (seconds; later runs reuse it).
+    """Decode the dataset once into the frame cache (later runs reuse it): the built-in data,
+    and any data trained with the tiny preset, whose small frames make this seconds to minutes.
 
     Pretraining reads up to 8·T + 1 consecutive frames per sample; from the cache that is one
     read and the JPEG decodes of those frames, instead of a decode from the video's start.
-    For user datasets `prp-deploy data prepare` does this, since it can take hours there.
+    For full-size datasets `prp-deploy data prepare --workers N` does this explicitly, since
+    it can take hours there.
     """
     cache = FrameCache(cfg.data.short_side, "jpeg")
     if all(cache.has(v.path) for v in all_videos(index)):
@@ -398,8 +400,8 @@ def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: P
     index = resolve_index(cfg.data.data, cfg.data.dataset, cfg.data.split, say)
     if cfg.data.data is None:  # record what the built-in default resolved to, so config.yaml reruns it
         cfg = replace(cfg, data=replace(cfg.data, dataset="ucf101"))
-        if cfg.data.use_cache and rt.is_main:
-            fill_cache(index, cfg, say)
+    if cfg.data.use_cache and (cfg.data.data is None or cfg.preset == "tiny") and rt.is_main:
+        fill_cache(index, cfg, say)
     run_dir = Path(out) if out else runs_dir() / default_run_name(cfg)
     config_path = run_dir / "config.yaml"
     if config_path.exists() and not resume:

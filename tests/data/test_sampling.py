@@ -66,6 +66,8 @@ def test_eval_clip_starts_centred_and_padded():
     assert len(starts) == 10 and starts[0] == 0 and starts[-1] == 84
     assert starts == sorted(starts)
     assert eval_clip_starts(12, 16, 10) == [0] * 10
+    assert eval_clip_starts(100, 16, 1) == [42]  # one clip is the centred one (linspace(a, b, 1) would give the first)
+    assert eval_clip_starts(101, 16, 1) == [43]
     idx, padded = clip_indices(0, 16, 1, 12)
     assert padded == 4 and idx[-5:].tolist() == [11] * 5
     idx, padded = clip_indices(3, 4, 2, 100)

@@ -66,3 +66,16 @@ def test_bad_configs_are_user_errors():
         build_encoder(EncoderConfig("r3d", 34))
     with pytest.raises(PRPError, match="multiple of 8"):
         check_input_shape(12, 112)
+
+
+@pytest.mark.parametrize("backbone", ["c3d", "r3d", "r21d"])
+def test_subtract_mean_removes_what_stays_still(backbone):
+    """With subtract_mean a static image added to every frame changes nothing; without it, it does."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 8, 32, 32)
+    still = torch.rand(2, 3, 1, 32, 32)  # the same picture in every frame
+    for centred in (True, False):
+        enc = build_encoder(EncoderConfig(backbone, 10, 0.125, subtract_mean=centred)).eval()
+        with torch.no_grad():
+            same = torch.allclose(enc(x), enc(x + still), atol=1e-5)
+        assert same == centred

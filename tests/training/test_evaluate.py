@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from prp_deploy.training.evaluate import retrieval_hits, topk_accuracy
+from prp_deploy.training.evaluate import majority_chance, retrieval_chance, retrieval_hits, topk_accuracy
 
 
 def test_topk_accuracy_known_answer():
@@ -30,3 +30,18 @@ def test_retrieval_is_scale_invariant_cosine():
     g = np.array([[1, 0], [0, 1]], np.float32)
     q = np.array([[100, 1]], np.float32)
     assert retrieval_hits(q, np.array([0]), g * 7, np.array([0, 1]), ks=(1,))["top1"] == 100.0
+
+
+def test_chance_levels_follow_the_observed_labels():
+    assert majority_chance(np.array([0, 1, 2, 3])) == 25.0
+    assert majority_chance(np.array([0, 0, 0, 1]), 4) == 75.0  # unbalanced: a constant guess scores 75 %
+    q, g = np.array([0, 1]), np.array([0, 0, 1, 1, 1, 1])
+    ch = retrieval_chance(q, g, ks=(1, 2, 50))
+    # class 0: 2 of 6 match → hit@1 1/3, hit@2 1 − C(4,2)/C(6,2) = 9/15; class 1: 4 of 6 → 2/3, 1 − C(2,2)/C(6,2) = 14/15
+    assert ch["top1"] == pytest.approx(100 * (1 / 3 + 2 / 3) / 2)
+    assert ch["top2"] == pytest.approx(100 * (9 / 15 + 14 / 15) / 2)
+    assert ch["top50"] == pytest.approx(100.0)  # k past the gallery's size: every video is seen
+    # Monte Carlo agrees with the closed form
+    rng = np.random.default_rng(0)
+    sims = [np.isin(c, rng.permutation(g)[:2]) for c in q for _ in range(4000)]
+    assert 100 * np.mean(sims) == pytest.approx(ch["top2"], abs=2.0)

@@ -1,0 +1,44 @@
+"""Learning, checked in seconds: the tiny preset's model and optimiser fit a handful of real
+PRP samples. The full-budget claims (finetuned top-1, pretraining vs random init) are
+benchmarks in docs/results.md, not tests."""
+
+import numpy as np
+import torch
+
+from prp_deploy.data.clips import DecodedFrames, PretrainClips
+from prp_deploy.data.datasets import ucf101_index
+from prp_deploy.data.synth import SynthSpec, write_synthetic
+from prp_deploy.models import PRPModel, build_encoder
+from prp_deploy.training.config import build_config
+from prp_deploy.training.losses import prp_loss
+from prp_deploy.training.pipeline import make_optimizer
+
+
+def test_tiny_preset_fits_a_few_playback_rate_samples(tmp_path):
+    cfg = build_config("tiny", None, {})
+    root = write_synthetic(tmp_path / "d", SynthSpec(classes=4, groups=3, clips_per_group=1, min_frames=72, max_frames=80))
+    videos = list(ucf101_index(root, 1).train)
+    p, d = cfg.pretrain, cfg.data
+    samples = PretrainClips(videos, DecodedFrames(d.short_side), rates=p.intervals, clip_len=d.frames, crop=d.crop, rec_rate=p.rec_rate,
+                            random_crop=False, seed=0, clips_per_epoch=24)
+    batch = torch.utils.data.default_collate([samples[i] for i in range(len(samples))])
+    assert len(set(batch["rate_label"].tolist())) == 4  # every rate is in the batch
+    torch.manual_seed(0)
+    model = PRPModel(build_encoder(cfg.model), len(p.intervals), p.rec_rate, cfg.model.width)
+    opt = make_optimizer([{"params": list(model.parameters())}], p)
+    first = None
+    for _ in range(60):
+        model.train()
+        out = model(batch["clip"])
+        loss, parts = prp_loss(out, batch, p.lambda_d, p.lambda_g, False)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else float(loss)
+    model.eval()
+    with torch.no_grad():
+        out = model(batch["clip"])
+        acc = float((out["rate_logits"].argmax(1) == batch["rate_label"]).float().mean())
+        _, parts = prp_loss(out, batch, p.lambda_d, p.lambda_g, False)
+    assert acc >= 0.9, acc  # chance is 0.25
+    assert float(parts["mse"]) < 0.5 * first  # the decoder learns the slowed-down clip too
