@@ -168,7 +168,7 @@ def tiny_preset() -> TrainConfig:
       hundred steps; no 10× rate-head lr (Adam scales per weight already);
     - epochs of a fixed number of clips (`clips_per_epoch`), so a small dataset gets the same
       number of steps as a large one;
-    - finetuning on 8 labelled videos per class (the rest unlabelled), at a 2× lower lr than
+    - finetuning on 16 labelled videos per class (the rest unlabelled), at a 2× lower lr than
       pretraining so finetuning refines the pretrained encoder rather than overwrite it.
     """
     return TrainConfig(
@@ -176,8 +176,8 @@ def tiny_preset() -> TrainConfig:
         data=DataConfig(short_side=36, frames=8, crop=32, workers=2),
         pretrain=PretrainConfig(epochs=5, batch_size=32, lr=2e-3, optimizer="adam", schedule="cosine", head_lr_mult=1.0,
                                 clips_per_epoch=2048, val_clips=4, weight_decay=0.0),
-        finetune=FinetuneConfig(epochs=5, batch_size=32, lr=1e-3, optimizer="adam", schedule="cosine", clips_per_epoch=1280,
-                                val_clips=3, weight_decay=0.0, labels_per_class=8),
+        finetune=FinetuneConfig(epochs=5, batch_size=32, lr=1e-3, optimizer="adam", schedule="cosine", clips_per_epoch=2560,
+                                val_clips=3, weight_decay=0.0, labels_per_class=16),
         eval=EvalConfig(clips=10),
         preset="tiny",
     )

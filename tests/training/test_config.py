@@ -57,7 +57,7 @@ def test_paper_preset_is_the_paper():
 
 def test_label_budget_flags_and_errors():
     tiny = build_config("tiny", None, {})
-    assert tiny.finetune.labels_per_class == 8 and tiny.finetune.label_fraction is None
+    assert tiny.finetune.labels_per_class == 16 and tiny.finetune.label_fraction is None
     with pytest.raises(PRPError, match="not both"):
         build_config("tiny", None, {"finetune": {"label_fraction": 0.5}})
     with pytest.raises(PRPError, match=r"label_fraction must be in \(0, 1\]"):
