@@ -57,24 +57,28 @@ _workers_option = click.option("--workers", type=click.IntRange(1), default=1, s
 
 @data.command("synth")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--classes", type=int, default=8, show_default=True)
-@click.option("--groups", type=int, default=6, show_default=True, help="Groups per class (a multiple of 3: one third tests each split).")
-@click.option("--clips-per-group", type=int, default=4, show_default=True)
-@click.option("--size", default="160x120", show_default=True, help="Frame size WxH.")
-@click.option("--frames", "frame_range", default="60:160", show_default=True, help="Frames per video, MIN:MAX.")
+@click.option("--classes", type=int, default=None, help="Motion classes, 2-8  [default: 8, as the built-in data]")
+@click.option("--groups", type=int, default=None, help="Groups per class (a multiple of 3: one third tests each split)  [default: 6]")
+@click.option("--clips-per-group", type=int, default=None, help="[default: 12]")
+@click.option("--size", default=None, help="Frame size WxH  [default: 48x36, the size the tiny preset reads]")
+@click.option("--frames", "frame_range", default=None, help="Frames per video, MIN:MAX  [default: 72:120]")
 @click.option("--seed", type=int, default=0, show_default=True)
 def data_synth(out, classes, groups, clips_per_group, size, frame_range, seed):
-    """Write the synthetic motion dataset (UCF101 layout) to OUT."""
+    """Write the synthetic motion dataset (UCF101 layout) to OUT; the defaults make the built-in dataset."""
+    from dataclasses import replace
+
     from .data.synth import SynthSpec, write_synthetic
 
+    base = SynthSpec()  # one home for the defaults: the built-in dataset's spec
     try:
-        w, h = (int(v) for v in size.lower().split("x"))
-        lo, hi = (int(v) for v in frame_range.split(":"))
+        w, h = (int(v) for v in size.lower().split("x")) if size else (base.width, base.height)
+        lo, hi = (int(v) for v in frame_range.split(":")) if frame_range else (base.min_frames, base.max_frames)
     except ValueError:
         raise PRPError(f"--size wants WxH and --frames MIN:MAX, got {size!r} and {frame_range!r}") from None
-    spec = SynthSpec(classes=classes, groups=groups, clips_per_group=clips_per_group, width=w, height=h, min_frames=lo, max_frames=hi, seed=seed)
+    given = {k: v for k, v in dict(classes=classes, groups=groups, clips_per_group=clips_per_group).items() if v is not None}
+    spec = replace(base, **given, width=w, height=h, min_frames=lo, max_frames=hi, seed=seed)
     root = write_synthetic(out, spec)
-    n = classes * groups * clips_per_group
+    n = spec.classes * spec.groups * spec.clips_per_group
     click.echo(f"wrote {n} videos of {classes} classes to {root} (use: --data {root} --dataset ucf101)")
 
 

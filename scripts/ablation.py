@@ -40,7 +40,7 @@ OBJECTIVES = [
 ALL_LABELS = [("none, every label", ["--objective", "none", "--label-fraction", "1"]),
               ("dgp, every label", ["--objective", "dgp", "--label-fraction", "1"])]
 INTERVALS = ["1,2", "1,2,4"]  # {1,2,4,8} is the dp row
-# Learning curves of the supervised baseline: finetuning epochs of 1,280 clips (40 steps of 32).
+# Learning curves of the supervised baseline: finetuning epochs of the tiny preset's size.
 CURVE_EPOCHS = [1, 4, 16]
 CURVE_VARIANTS = [
     ("tiny preset", []),
@@ -145,28 +145,31 @@ def summarise(jobs: dict, args) -> dict:
         lines.append(f"| {row} | {mean_sd([e['recognition']['top1'] for e in evs])} | {mean_sd([e['recognition']['top5'] for e in evs])} | "
                      f"{mean_sd([e['retrieval']['top1'] for e in evs])} | {mean_sd([e['retrieval']['top5'] for e in evs])} | "
                      f"{mean_sd(rate) + f' ({statistics.mean(chance):.1f})' if rate else '–'} | {len(evs)} |")
-    lines += ["", "| S | DP rate accuracy % | chance % (majority label) | accuracy ÷ chance |", "|---|---|---|---|"]
+    # Above chance, normalised: (acc − chance) / (100 − chance), 0 at chance and 1 when perfect,
+    # so sets of 2, 3 and 4 rates compare on one scale (raw accuracy falls with |S| by chance alone).
+    lines += ["", "| S | DP rate accuracy % | chance % (majority label) | (acc − chance) / (100 − chance) |", "|---|---|---|---|"]
     for s in [*INTERVALS, "1,2,4,8"]:
         row = f"S={{{s}}}" if s != "1,2,4,8" else "dp"
         evs = [e for e in (load(out) for _, out in jobs.get(row, [])) if e]
         if evs:
             acc = [e["pretext"]["rate_accuracy"] for e in evs]
             ch = [e["pretext"]["chance"] for e in evs]
-            lines.append(f"| {{{s}}} | {mean_sd(acc)} | {mean_sd(ch)} | {statistics.mean(a / c for a, c in zip(acc, ch)):.2f} |")
+            lines.append(f"| {{{s}}} | {mean_sd(acc)} | {mean_sd(ch)} | {statistics.mean((a - c) / (100 - c) for a, c in zip(acc, ch)):.2f} |")
     curves = {}
     for v, (variant, _) in enumerate(CURVE_VARIANTS):
         pts = []
         for epochs in CURVE_EPOCHS:
             e = load(args.out / f"curve{v}-e{epochs}")
             if e:
-                pts.append((epochs * 40, e["recognition"]["top1"]))
+                f = e["config"]["finetune"]
+                pts.append((epochs * -(-f["clips_per_epoch"] // f["batch_size"]), e["recognition"]["top1"]))
         if pts:
             curves[variant] = pts
     if curves:
         lines += ["", "| finetuning steps (batch 32) | " + " | ".join(curves) + " |", "|---" * (len(curves) + 1) + "|"]
-        for i, epochs in enumerate(CURVE_EPOCHS):
-            cells = [f"{dict(p).get(epochs * 40, float('nan')):.1f}" for p in curves.values()]
-            lines.append(f"| {epochs * 40} | " + " | ".join(cells) + " |")
+        for i in range(max(len(p) for p in curves.values())):
+            cells = [f"{p[i][1]:.1f}" if i < len(p) else "–" for p in curves.values()]
+            lines.append(f"| {next(iter(curves.values()))[i][0]} | " + " | ".join(cells) + " |")
         plot_curves(curves, args.out / "curves.png")
     commands = [f"prp-deploy train {' '.join(flags)} --out {out}" for row in jobs.values() for flags, out in row]
     any_eval = next((load(out) for row in jobs.values() for _, out in row if load(out)), None)

@@ -26,8 +26,17 @@ def subtract_clip_mean(x: torch.Tensor) -> torch.Tensor:
     finds the motion (measured in docs/results.md). Centring each pixel over time leaves
     only what changes, the same idea as residual-frame inputs (Tao et al., 2020). It has no
     weights, so it travels inside the exported graph and the runtime needs no new step.
+
+    Written as one depthwise temporal convolution, not `x - x.mean(2, keepdim=True)`:
+    OpenCV's DNN module (the C++ example's engine; 4.6 tested) cannot broadcast a Sub or
+    ReduceMean over 5-D tensors, but runs a Conv. With kernel 2T−1 and padding T−1, every
+    output frame t sees all T input frames, weighted 1 − 1/T at t and −1/T elsewhere (the
+    padding adds zeros): exactly x_t − mean(x). T is fixed when exported, like the pools.
     """
-    return x - x.mean(dim=2, keepdim=True)
+    n, c, t = x.shape[:3]
+    w = torch.full((2 * t - 1,), -1.0 / t, dtype=x.dtype, device=x.device)
+    w[t - 1] += 1.0
+    return F.conv3d(x, w.view(1, 1, -1, 1, 1).expand(c, 1, -1, 1, 1), padding=(t - 1, 0, 0), groups=c)
 
 
 def global_avg_pool(x: torch.Tensor) -> torch.Tensor:

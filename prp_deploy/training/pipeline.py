@@ -38,7 +38,7 @@ from ..paths import runs_dir
 from .checkpoint import encoder_config_of, load_checkpoint, load_encoder_weights
 from .common import MetricsLog, Runtime, StopFlag, setup_runtime, to_device, versions
 from .config import SCHEMA_VERSION, TrainConfig, val_count
-from .evaluate import rate_accuracy, recognition, retrieval
+from .evaluate import majority_chance, rate_accuracy, recognition, retrieval
 from .losses import prp_loss
 from .loop import Stage, run_stage
 
@@ -192,6 +192,7 @@ def pretrain(cfg: TrainConfig, run_dir: Path, train: list[Video], val: list[Vide
     def validate(m):
         m.eval()
         total, correct, n = 0.0, 0, 0
+        labels: list[int] = []
         loader = torch.utils.data.DataLoader(val_set, batch_size=p.batch_size, num_workers=d.workers, collate_fn=collate_skipping)
         for batch, _ in loader:
             if batch is None:
@@ -205,11 +206,13 @@ def pretrain(cfg: TrainConfig, run_dir: Path, train: list[Video], val: list[Vide
             n += k
             if "rate_logits" in out:
                 correct += int((out["rate_logits"].argmax(1) == batch["rate_label"]).sum())
+                labels += batch["rate_label"].tolist()
         if n == 0:
             raise PRPError("no validation clip could be read")
         r = {"val_loss": total / n}
         if dp:
             r["val_rate_accuracy"] = 100.0 * correct / n
+            r["val_rate_chance"] = majority_chance(np.asarray(labels), len(p.intervals))
         return r
 
     stage = Stage("pretrain", run_dir / "pretrain", p.epochs, p.batch_size, cfg.seed, d.workers, d.max_bad_fraction, "val_loss", "min",
@@ -258,6 +261,7 @@ def finetune(cfg: TrainConfig, run_dir: Path, index: VideoIndex, train: list[Vid
         m.eval()
         loader = torch.utils.data.DataLoader(EvalClips(val, spec, f.val_clips), batch_size=cfg.eval.batch_videos, num_workers=d.workers, collate_fn=collate_skipping)
         loss, correct, n = 0.0, 0, 0
+        labels: list[int] = []
         for batch, _ in loader:
             if batch is None:
                 continue
@@ -268,10 +272,11 @@ def finetune(cfg: TrainConfig, run_dir: Path, index: VideoIndex, train: list[Vid
             y = batch["label"].to(rt.device)
             loss += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
+            labels += y.tolist()
             n += b
         if n == 0:
             raise PRPError("no validation video could be read")
-        return {"val_loss": loss / n, "val_accuracy": 100.0 * correct / n}
+        return {"val_loss": loss / n, "val_accuracy": 100.0 * correct / n, "val_chance": majority_chance(np.asarray(labels), index.num_classes)}
 
     stage = Stage("finetune", run_dir / "finetune", f.epochs, f.batch_size, cfg.seed, d.workers, d.max_bad_fraction, "val_accuracy", "max",
                   per_step_schedule=f.schedule == "cosine")
@@ -348,7 +353,8 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def plot_curves(run_dir: Path) -> Path | None:
-    """curves.png: loss and accuracy per epoch for each stage."""
+    """curves.png: loss (log scale, so one early spike does not flatten the rest) and accuracy
+    per epoch for each stage, with the chance level of each accuracy as a dashed line."""
     records = MetricsLog(run_dir, enabled=False).read()
     if not records:
         return None
@@ -365,10 +371,16 @@ def plot_curves(run_dir: Path) -> Path | None:
         axes[0, col].plot(ep, [r["train_loss"] for r in rs], label="train loss")
         axes[0, col].plot(ep, [r["val_loss"] for r in rs], label="val loss")
         axes[0, col].set_title(s)
+        axes[0, col].set_yscale("log")
         axes[0, col].legend()
         for key, label in (("train_accuracy", "train acc %"), ("val_rate_accuracy", "val rate acc %"), ("val_accuracy", "val acc %")):
             if key in rs[0]:
                 axes[1, col].plot(ep, [r[key] for r in rs], label=label)
+        for key in ("val_rate_chance", "val_chance"):
+            if key in rs[-1]:
+                axes[1, col].axhline(rs[-1][key], color="grey", linestyle="--", label=f"chance {rs[-1][key]:.1f} %")
+        if axes[1, col].lines:
+            axes[1, col].set_ylim(0, 100)
         if not axes[1, col].lines:  # GP alone has no accuracy to plot
             axes[1, col].set_visible(False)
             continue

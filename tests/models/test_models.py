@@ -79,3 +79,10 @@ def test_subtract_mean_removes_what_stays_still(backbone):
         with torch.no_grad():
             same = torch.allclose(enc(x), enc(x + still), atol=1e-5)
         assert same == centred
+
+
+def test_subtract_clip_mean_is_exactly_the_centred_clip():
+    from prp_deploy.models.layers import subtract_clip_mean
+
+    x = torch.rand(3, 3, 8, 5, 7)
+    torch.testing.assert_close(subtract_clip_mean(x), x - x.mean(2, keepdim=True), atol=1e-6, rtol=0)
