@@ -79,7 +79,7 @@ def data_synth(out, classes, groups, clips_per_group, size, frame_range, seed):
     spec = replace(base, **given, width=w, height=h, min_frames=lo, max_frames=hi, seed=seed)
     root = write_synthetic(out, spec)
     n = spec.classes * spec.groups * spec.clips_per_group
-    click.echo(f"wrote {n} videos of {classes} classes to {root} (use: --data {root} --dataset ucf101)")
+    click.echo(f"wrote {n} videos of {spec.classes} classes to {root} (use: --data {root} --dataset ucf101)")
 
 
 @data.command("info")
