@@ -13,7 +13,6 @@ RUN/
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import sys
 import time
@@ -33,14 +32,16 @@ from ..data.preprocess import Preprocess
 from ..data.tasks import all_videos, prepare, resolve_index
 from ..data.video import probe
 from ..errors import PRPError, VideoError
-from ..models import ActionRecognizer, EncoderConfig, PRPModel, build_encoder
+from ..models import ActionRecognizer, PRPModel, build_encoder
 from ..paths import runs_dir
 from .checkpoint import encoder_config_of, load_checkpoint, load_encoder_weights
 from .common import MetricsLog, Runtime, StopFlag, setup_runtime, to_device, versions
-from .config import SCHEMA_VERSION, TrainConfig, val_count
+from .config import TrainConfig, val_count
 from .evaluate import majority_chance, rate_accuracy, recognition, retrieval
 from .losses import prp_loss
 from .loop import Stage, run_stage
+from .optim import make_optimizer, make_scheduler, steps_per_epoch
+from .splits import labelled_subset, split_validation, train_videos_of
 
 STAGES = ("all", "pretrain", "finetune", "eval")
 EVAL_SCHEMA_VERSION = 1
@@ -48,18 +49,6 @@ EVAL_SCHEMA_VERSION = 1
 
 def default_run_name(cfg: TrainConfig) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model.backbone}-{cfg.pretrain.objective}"
-
-
-def split_validation(train: tuple[Video, ...], n_val: int, seed: int) -> tuple[list[Video], list[Video]]:
-    """(train, val): n_val videos held out of the training list, chosen by the seed alone."""
-    order = np.random.default_rng(seed).permutation(len(train))
-    held = set(order[:n_val].tolist())
-    return [v for i, v in enumerate(train) if i not in held], [v for i, v in enumerate(train) if i in held]
-
-
-def train_videos_of(index: VideoIndex, cfg: TrainConfig) -> list[Video]:
-    """The training list less the validation videos held out of it."""
-    return split_validation(index.train, val_count(cfg, index.name, len(index.train)), cfg.seed)[0]
 
 
 def preprocess_of(cfg: TrainConfig) -> Preprocess:
@@ -82,49 +71,6 @@ def median_fps(videos, limit: int = 200) -> float:
 
 def _frame_source(cfg: TrainConfig):
     return CachedFrames(FrameCache(cfg.data.short_side, "jpeg")) if cfg.data.use_cache else DecodedFrames(cfg.data.short_side)
-
-
-def make_optimizer(groups: list[dict], stage_cfg) -> torch.optim.Optimizer:
-    """SGD with momentum (the paper) or Adam, with the stage's lr and weight decay."""
-    if stage_cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=stage_cfg.lr, weight_decay=stage_cfg.weight_decay)
-    return torch.optim.SGD(groups, lr=stage_cfg.lr, momentum=stage_cfg.momentum, weight_decay=stage_cfg.weight_decay)
-
-
-def cosine_lambda(total_steps: int, warmup_fraction: float = 0.05) -> Callable[[int], float]:
-    """lr factor at step k: linear warm-up over the first 5 % of steps, then cosine to zero."""
-    warmup = max(1, int(warmup_fraction * total_steps))
-
-    def factor(k: int) -> float:
-        if k < warmup:
-            return (k + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (k - warmup) / max(1, total_steps - warmup))))
-
-    return factor
-
-
-def steps_per_epoch(n_samples: int, batch_size: int, rt: Runtime) -> int:
-    return math.ceil(math.ceil(n_samples / rt.world) / batch_size)
-
-
-def labelled_subset(videos: list[Video], f, seed: int) -> list[Video]:
-    """The labelled part of the training list under the label budget, chosen per class by the seed.
-
-    `labels_per_class` N: N videos of each class (all of a class that has fewer);
-    `label_fraction` F: round(F · n) of each class's n videos, at least one. Neither: all.
-    """
-    if f.labels_per_class is None and f.label_fraction is None:
-        return list(videos)
-    rng = np.random.default_rng((seed, 7))
-    by_class: dict[int, list[int]] = {}
-    for i, v in enumerate(videos):
-        by_class.setdefault(v.label, []).append(i)
-    keep: list[int] = []
-    for label in sorted(by_class):
-        ids = by_class[label]
-        n = f.labels_per_class if f.labels_per_class is not None else max(1, round(f.label_fraction * len(ids)))
-        keep += [ids[j] for j in rng.permutation(len(ids))[: min(n, len(ids))]]
-    return [videos[i] for i in sorted(keep)]
 
 
 def fill_cache(index: VideoIndex, cfg: TrainConfig, say) -> None:
@@ -170,11 +116,7 @@ def pretrain(cfg: TrainConfig, run_dir: Path, train: list[Video], val: list[Vide
     frames = _frame_source(cfg)
     train_set = PretrainClips(train, frames, random_crop=p.random_crop, seed=cfg.seed, clips_per_video=p.clips_per_video,
                               clips_per_epoch=p.clips_per_epoch, **common)
-    if p.schedule == "cosine":
-        total = p.epochs * steps_per_epoch(len(train_set), p.batch_size, rt)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(total))
-    else:
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=p.plateau_factor, patience=p.plateau_patience)
+    scheduler = make_scheduler(optimizer, p, p.epochs * steps_per_epoch(len(train_set), p.batch_size, rt.world))
     # Validation: the same clips every epoch (epoch 0 of its own seed), centre crop.
     val_set = PretrainClips(val, frames, random_crop=False, seed=cfg.seed + 1, clips_per_video=p.val_clips, **common)
     use_real_only = not p.interpolated_in_loss
@@ -246,10 +188,7 @@ def finetune(cfg: TrainConfig, run_dir: Path, index: VideoIndex, train: list[Vid
         say(f"finetune: {len(labelled)} labelled training videos of {len(train)} (label budget), {len(val)} validation videos")
     train_set = TrainClips(labelled, _frame_source(cfg), spec, seed=cfg.seed, random_crop=True, clips_per_video=f.clips_per_video,
                            clips_per_epoch=f.clips_per_epoch)
-    if f.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_lambda(f.epochs * steps_per_epoch(len(train_set), f.batch_size, rt)))
-    else:
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=f.step_size, gamma=f.gamma)
+    scheduler = make_scheduler(optimizer, f, f.epochs * steps_per_epoch(len(train_set), f.batch_size, rt.world))
 
     def step(net, batch):
         logits, _ = net(batch["clip"])
@@ -338,10 +277,9 @@ def evaluate(cfg: TrainConfig, run_dir: Path, index: VideoIndex, val: list[Video
         result["recognition"] = recognition(model.to(rt.device), index.test, spec, e.clips, rt, e.batch_videos, d.workers)
     else:
         result["recognition"] = None
-    f = cfg.finetune
+    f, train_videos = cfg.finetune, train_videos_of(index, cfg)
     result["labels"] = {"labels_per_class": f.labels_per_class, "label_fraction": f.label_fraction,
-                        "labelled_videos": len(labelled_subset(train_videos_of(index, cfg), f, cfg.seed)),
-                        "training_videos": len(train_videos_of(index, cfg))}
+                        "labelled_videos": len(labelled_subset(train_videos, f, cfg.seed)), "training_videos": len(train_videos)}
     result.update({"dataset": index.name, "split": index.split, "config": cfg.to_dict(), "config_hash": cfg.hash(), "seed": cfg.seed, "versions": versions()})
     return result
 

@@ -71,7 +71,7 @@ def test_labelled_subset_per_class_and_fraction():
 
     from prp_deploy.data.datasets import Video
     from prp_deploy.training.config import FinetuneConfig
-    from prp_deploy.training.pipeline import labelled_subset
+    from prp_deploy.training.splits import labelled_subset
 
     videos = [Video(Path(f"c{c}/v{i}.avi"), c) for c in range(3) for i in range(10 if c else 3)]
     few = labelled_subset(videos, FinetuneConfig(labels_per_class=4), seed=0)

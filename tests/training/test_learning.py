@@ -11,7 +11,7 @@ from prp_deploy.data.synth import SynthSpec, write_synthetic
 from prp_deploy.models import PRPModel, build_encoder
 from prp_deploy.training.config import build_config
 from prp_deploy.training.losses import prp_loss
-from prp_deploy.training.pipeline import make_optimizer
+from prp_deploy.training.optim import make_optimizer
 
 
 STEPS = 120  # about 40 s on 2 cores
