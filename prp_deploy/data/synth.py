@@ -107,7 +107,7 @@ def _render(motion: str, rng: np.random.Generator, bg: np.ndarray, n: int) -> li
     """
     h, w = bg.shape[:2]
     side = min(w, h)
-    ox = (w - side) / 2  # left edge of the central square
+    ox, oy = (w - side) / 2, (h - side) / 2  # top-left corner of the central square
     shape = int(rng.integers(3))
     colour = _contrasting_colour(rng, bg)
     size = rng.uniform(0.09, 0.15) * side  # radius
@@ -115,7 +115,7 @@ def _render(motion: str, rng: np.random.Generator, bg: np.ndarray, n: int) -> li
     # 8-frame clip, and a ratio of 2 between slowest and fastest keeps playback rates
     # 1, 2, 4, 8 apart in displacement per frame.
     speed = rng.uniform(0.025, 0.05) * side
-    x0, y0 = ox + rng.uniform(0, side), rng.uniform(0, side)
+    x0, y0 = ox + rng.uniform(0, side), oy + rng.uniform(0, side)
     angle0 = rng.uniform(0, 2 * math.pi)
     spin = rng.uniform(-0.05, 0.05)
     direction = 1 if rng.random() < 0.5 else -1
@@ -140,9 +140,9 @@ def _render(motion: str, rng: np.random.Generator, bg: np.ndarray, n: int) -> li
         elif motion == "SlideLeft":
             x = wrapped(x0 - speed * t, ox)
         elif motion == "SlideDown":
-            y = wrapped(y0 + speed * t, 0)
+            y = wrapped(y0 + speed * t, oy)
         elif motion == "SlideUp":
-            y = wrapped(y0 - speed * t, 0)
+            y = wrapped(y0 - speed * t, oy)
         elif motion == "Orbit":
             a = angle0 + direction * speed * t / radius
             x, y = centre[0] + radius * math.cos(a), centre[1] + radius * math.sin(a)
@@ -154,7 +154,7 @@ def _render(motion: str, rng: np.random.Generator, bg: np.ndarray, n: int) -> li
             # a new place, so the reset reads as a cut, not as the opposite motion.
             k, phase = divmod(t / cycle + angle0 / (2 * math.pi), 1.0)
             if k not in cycle_pos:
-                cycle_pos[k] = (ox + rng.uniform(0.25, 0.75) * side, rng.uniform(0.25, 0.75) * side)
+                cycle_pos[k] = (ox + rng.uniform(0.25, 0.75) * side, oy + rng.uniform(0.25, 0.75) * side)
             x, y = cycle_pos[k]
             frac = phase if motion == "Grow" else 1.0 - phase
             s = lo_size * (hi_size / lo_size) ** frac
