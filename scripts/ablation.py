@@ -135,9 +135,10 @@ def summarise(jobs: dict, args) -> dict:
              "|---|---|---|---|---|---|---|"]
     results = {}
     for row, row_jobs in jobs.items():
-        evs = [e for e in (load(out) for _, out in row_jobs) if e]
-        results[row] = [{"out": str(out), "eval": {k: load(out)[k] for k in ("pretext", "recognition", "retrieval", "labels")} if load(out) else None}
-                        for _, out in row_jobs]
+        loaded = [(out, load(out)) for _, out in row_jobs]  # each eval.json read once
+        evs = [e for _, e in loaded if e]
+        results[row] = [{"out": str(out), "eval": {k: e[k] for k in ("pretext", "recognition", "retrieval", "labels")} if e else None}
+                        for out, e in loaded]
         if not evs or row.startswith("curve") or row.startswith("S="):
             continue
         rate = [e["pretext"]["rate_accuracy"] for e in evs if e["pretext"].get("rate_accuracy") is not None]

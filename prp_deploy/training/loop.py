@@ -152,7 +152,8 @@ def run_stage(
                   "lr": optimizer.param_groups[0]["lr"], "clips_per_s": clips_this_run * rt.world / max(train_time, 1e-9),
                   "skipped_videos": skips.skipped}
         record.update(validate(model))
-        schedule(scheduler, record)
+        if not stage.per_step_schedule:  # a per-step schedule already stepped after every optimiser step
+            schedule(scheduler, record)
         epoch, step, sums = epoch + 1, 0, {}
         improved = _better(record[stage.select], best, stage.select_mode)
         if improved:

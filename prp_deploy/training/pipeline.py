@@ -161,8 +161,8 @@ def pretrain(cfg: TrainConfig, run_dir: Path, train: list[Video], val: list[Vide
                   per_step_schedule=p.schedule == "cosine")
     extra = {"encoder": cfg.model.to_dict(), "config": cfg.to_dict(), "versions": versions(), "objective": p.objective,
              "intervals": list(p.intervals), "rec_rate": p.rec_rate if gp else None}
-    on_epoch = (lambda s, r: None) if stage.per_step_schedule else (lambda s, r: s.step(r["val_loss"]))
-    return run_stage(stage, model, optimizer, scheduler, train_set, step, validate, on_epoch, rt, metrics, extra, resume, stop, say)
+    return run_stage(stage, model, optimizer, scheduler, train_set, step, validate, lambda s, r: s.step(r["val_loss"]),
+                     rt, metrics, extra, resume, stop, say)
 
 
 def finetune(cfg: TrainConfig, run_dir: Path, index: VideoIndex, train: list[Video], val: list[Video], init: Path | None,
@@ -222,8 +222,7 @@ def finetune(cfg: TrainConfig, run_dir: Path, index: VideoIndex, train: list[Vid
     extra = {"encoder": cfg.model.to_dict(), "config": cfg.to_dict(), "versions": versions(), "classes": list(index.classes),
              "preprocess": spec.to_dict(), "train_fps": median_fps(train), "init": str(init) if init else None, "dataset": index.name,
              "labelled_videos": len(labelled)}
-    on_epoch = (lambda s, r: None) if stage.per_step_schedule else (lambda s, r: s.step())
-    return run_stage(stage, model, optimizer, scheduler, train_set, step, validate, on_epoch, rt, metrics, extra, resume, stop, say)
+    return run_stage(stage, model, optimizer, scheduler, train_set, step, validate, lambda s, r: s.step(), rt, metrics, extra, resume, stop, say)
 
 
 def pretrained_source(run_dir: Path, init: Path | None) -> Path | None:
