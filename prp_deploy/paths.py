@@ -1,4 +1,4 @@
-"""Default places on disk: the user cache and the runs folder.
+"""Default places on disk: the user cache (runs: `rundir.py`).
 
 Caches (generated default dataset, frame caches, decoded-frame counts) live under the
 user cache folder, never inside a dataset root: datasets are treated as read-only.
@@ -18,8 +18,3 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".cache"
     return base / "prp-deploy"
-
-
-def runs_dir() -> Path:
-    """Runs go to `runs/` under the working directory."""
-    return Path.cwd() / "runs"

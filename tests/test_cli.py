@@ -24,7 +24,8 @@ def assert_one_line_error(result, pattern):
 
 def test_help_and_version():
     r = run("--help")
-    assert r.returncode == 0 and "data" in r.stdout
+    listed = {line.split()[0] for line in r.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert r.returncode == 0 and listed == {"data", "train", "export", "run", "bench"}
     r = run("--version")
     assert r.returncode == 0 and "prp-deploy, version" in r.stdout
 
@@ -79,3 +80,20 @@ def test_prepare_with_only_bad_videos_fails(tmp_path):
     (root / "x" / "b.avi").write_bytes(b"junk" * 10)
     r = run("data", "prepare", "--data", str(root), "--dataset", "folder")
     assert r.returncode == 1 and "no video could be cached" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_atomic_write_never_leaves_half_a_file(tmp_path):
+    from prp_deploy.files import atomic_write
+
+    target = tmp_path / "a.json"
+    atomic_write(target, "old")
+
+    def dies(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, dies)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    atomic_write(target, b"new")
+    assert target.read_bytes() == b"new" and oct(target.stat().st_mode & 0o777) == "0o644"

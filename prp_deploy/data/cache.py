@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import VideoError
+from ..files import atomic_write
 from ..paths import cache_dir
 from .preprocess import resize_rgb
 from .video import VideoInfo, default_count_cache, iter_frames, open_capture
@@ -75,30 +75,27 @@ class FrameCache:
         if not frames:
             raise VideoError(f"{video}: no frame decodes")
         h, w = frames[0].shape[:2]
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
                 if self.fmt == "raw":
                     np.save(f, np.stack(frames))
-                else:
-                    params = [cv2.IMWRITE_JPEG_QUALITY, self.quality]
-                    blobs = []
-                    for fr in frames:
-                        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(fr, cv2.COLOR_RGB2BGR), params)
-                        if not ok:
-                            raise VideoError(f"{video}: JPEG encoding failed")
-                        blobs.append(buf.tobytes())
-                    offsets = np.zeros(len(blobs) + 1, "<u8")
-                    offsets[1:] = np.cumsum([len(b) for b in blobs])
-                    f.write(HEADER.pack(MAGIC, len(blobs), h, w, fps))
-                    f.write(offsets.tobytes())
-                    for b in blobs:
-                        f.write(b)
-            os.replace(tmp, self.path_for(video))
-        except BaseException:
-            os.unlink(tmp)
-            raise
+                    return
+                params = [cv2.IMWRITE_JPEG_QUALITY, self.quality]
+                blobs = []
+                for fr in frames:
+                    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(fr, cv2.COLOR_RGB2BGR), params)
+                    if not ok:
+                        raise VideoError(f"{video}: JPEG encoding failed")
+                    blobs.append(buf.tobytes())
+                offsets = np.zeros(len(blobs) + 1, "<u8")
+                offsets[1:] = np.cumsum([len(b) for b in blobs])
+                f.write(HEADER.pack(MAGIC, len(blobs), h, w, fps))
+                f.write(offsets.tobytes())
+                for b in blobs:
+                    f.write(b)
+
+        atomic_write(self.path_for(video), write)
         default_count_cache().put(video, VideoInfo(video, fps, w, h, len(frames), claimed))
         return len(frames)
 

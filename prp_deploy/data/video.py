@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..errors import VideoError
+from ..files import atomic_write
 from ..paths import cache_dir
 
 
@@ -87,11 +87,7 @@ class FrameCountCache:
             merged[_identity(path)] = entry
             self._entries = merged
             try:
-                self.file.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".frame_counts.")
-                with os.fdopen(fd, "w") as f:
-                    json.dump(merged, f)
-                os.replace(tmp, self.file)
+                atomic_write(self.file, json.dumps(merged))
             except OSError:
                 pass  # a read-only cache only costs a re-count next time
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -18,24 +17,12 @@ import onnx
 import torch
 
 from ..errors import PRPError
+from ..files import atomic_write
 from ..runtime.model_info import METADATA_KEY
 from .fold import count_batchnorm, fold_batchnorm
 
 OPSET = 18
 MAX_BATCH = 4096
-
-
-def _atomic_save(model: onnx.ModelProto, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        onnx.save_model(model, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def attach_metadata(model: onnx.ModelProto, meta: dict) -> None:
@@ -67,7 +54,7 @@ def export_onnx(module: torch.nn.Module, outputs: tuple[str, ...], clip_shape: t
         raise RuntimeError("the exported graph still has BatchNormalization")
     attach_metadata(model, meta)
     model.producer_name = "prp-deploy"
-    _atomic_save(model, path)
+    atomic_write(path, lambda tmp: onnx.save_model(model, str(tmp)))
     return {"opset": OPSET, "ops": ops, "batchnorm_folded": n_folded}
 
 
@@ -91,7 +78,7 @@ def convert_fp16(src: Path, dst: Path, keep_fp32_ops: tuple[str, ...] = ()) -> d
     for k, v in meta.items():
         p = half.metadata_props.add()
         p.key, p.value = k, v
-    _atomic_save(half, dst)
+    atomic_write(dst, lambda tmp: onnx.save_model(half, str(tmp)))
     return {"kept_fp32": sorted(set(keep_fp32_ops))}
 
 

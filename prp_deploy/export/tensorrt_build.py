@@ -10,11 +10,10 @@ builds FP16 engines on TensorRT 10.x (where weak typing is deprecated since 10.1
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import PRPError
+from ..files import atomic_write
 
 
 class TensorRTUnavailable(PRPError):
@@ -60,22 +59,15 @@ def build_engine(onnx_path: Path, plan_path: Path, batch: tuple[int, int, int], 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise PRPError(f"{onnx_path}: TensorRT could not build an engine (see the TensorRT log above)")
-    _atomic_write(plan_path, bytes(serialized))
+    atomic_write(plan_path, bytes(serialized))
     if timing_cache is not None:  # reused by the next build: much faster rebuilds
-        _atomic_write(timing_cache, bytes(config.get_timing_cache().serialize()))
+        atomic_write(timing_cache, bytes(config.get_timing_cache().serialize()))
     dev = cudart.cudaGetDevice()[1]
     props = cudart.cudaGetDeviceProperties(dev)[1]
     name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
     facts = {"tensorrt_version": trt.__version__, "gpu": name, "compute_capability": f"{props.major}.{props.minor}",
              "batch": {"min": lo, "opt": opt, "max": hi}, "clip_shape": list(clip_shape), "workspace_gib": workspace_gib,
              "precision": "fp16 (strongly typed, from model_fp16.onnx)", "onnx": Path(onnx_path).name}
-    _atomic_write(plan_path.with_name(plan_path.name + ".json"), json.dumps(facts, indent=2).encode())
+    atomic_write(plan_path.with_name(plan_path.name + ".json"), json.dumps(facts, indent=2))
     return facts
 
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)

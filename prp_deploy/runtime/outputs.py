@@ -2,8 +2,9 @@
 leaves valid files up to its last batch.
 
 - JSONL: one record per window, to stdout or a file.
-- Features: a float32 .npy (windows × D) that is valid after every flush (its header is
-  rewritten in place with the current count), and a JSON index of the windows beside it.
+- Features: a float32 .npy (windows × D) that is valid after every flush (numpy's own
+  header, rewritten in place with the current count), and FILE.jsonl beside it, one line
+  per row naming the window, appended as rows are.
 - Overlay: the input video with the current top label and score drawn on it.
 """
 
@@ -18,9 +19,6 @@ import cv2
 import numpy as np
 
 from ..errors import PRPError
-
-NPY_HEADER_BYTES = 128  # fixed, so the count can be rewritten in place
-
 
 class JsonlWriter:
     def __init__(self, path: Path | None):
@@ -37,39 +35,40 @@ class JsonlWriter:
             self.file.close()
 
 
-def _npy_header(rows: int, dim: int) -> bytes:
-    text = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (rows, dim)
-    pad = NPY_HEADER_BYTES - 10 - len(text) - 1
-    if pad < 0:
-        raise ValueError("feature array too large for the fixed header")
-    return b"\x93NUMPY\x01\x00" + (NPY_HEADER_BYTES - 10).to_bytes(2, "little") + text.encode() + b" " * pad + b"\n"
-
-
 class FeatureWriter:
-    """Appends rows to FILE.npy and keeps FILE.json (the windows each row belongs to) in step."""
+    """Appends rows to FILE.npy and a line per row to FILE.jsonl (the window it belongs to)."""
 
     def __init__(self, path: Path, dim: int):
         self.path, self.dim, self.rows = Path(path), dim, 0
-        self.index_path = self.path.with_suffix(".json")
-        self.windows: list[dict] = []
+        self.index_path = self.path.with_suffix(".jsonl")
         self.file = open(self.path, "wb")
-        self.file.write(_npy_header(0, dim))
+        self.index = open(self.index_path, "w")
+        self.header_bytes = self._write_header()
+
+    def _write_header(self) -> int:
+        """numpy's format-1.0 header for (rows, dim); it pads to 64 bytes, so its length stays
+        the same for any count this file can reach, and rewriting it in place is safe."""
+        self.file.seek(0)
+        np.lib.format.write_array_header_1_0(self.file, {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.dim)})
+        end = self.file.tell()
+        if self.rows and end != self.header_bytes:
+            raise PRPError(f"{self.path}: the .npy header grew past its padding at {self.rows} rows")
+        return end
 
     def write(self, features: np.ndarray, windows: list[dict]) -> None:
         feats = np.ascontiguousarray(features, dtype="<f4")
         self.file.seek(0, os.SEEK_END)
         self.file.write(feats.tobytes())
         self.rows += len(feats)
-        self.file.seek(0)
-        self.file.write(_npy_header(self.rows, self.dim))
+        self._write_header()
         self.file.flush()
-        self.windows += windows
-        tmp = self.index_path.with_name("." + self.index_path.name + ".tmp")
-        tmp.write_text(json.dumps({"rows": self.rows, "dim": self.dim, "windows": self.windows}))
-        tmp.replace(self.index_path)
+        for w in windows:
+            self.index.write(json.dumps(w) + "\n")
+        self.index.flush()
 
     def close(self) -> None:
         self.file.close()
+        self.index.close()
 
 
 class OverlayWriter:

@@ -1,0 +1,137 @@
+"""Run folders, shared by training, export and the runtime: where runs live, the newest run
+or export, a run's recorded config, checkpoints (read and written), and the versions
+written beside every result. Torch (and PyYAML) are imported only by the functions that
+need them, so the runtime can use the rest without either.
+
+RUN/
+  config.yaml              the config (schema_version, config_hash, versions beside it)
+  pretrain/{best,last}.pt  PRP model; best = lowest validation loss
+  finetune/{best,last}.pt  action recogniser; best = highest validation accuracy
+  metrics.jsonl            one line per epoch and stage (tensorboard/ beside it)
+  eval.json                pretext, recognition, retrieval (percent)
+  curves.png               loss / accuracy curves
+  export/                  `prp-deploy export`: model.json, model.onnx, parity.json, ...
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from .errors import PRPError
+
+CONFIG_FILE = "config.yaml"
+EVAL_FILE = "eval.json"
+MODEL_INFO_FILE = "model.json"  # an export folder's marker
+CHECKPOINT_VERSION = 2  # 2: checkpoints carry `preprocess` and `config_hash`
+
+
+def runs_dir() -> Path:
+    """Runs go to `runs/` under the working directory."""
+    return Path.cwd() / "runs"
+
+
+def _newest(paths) -> Path | None:
+    found = sorted(paths, key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def newest_run(root: Path | None = None) -> Path:
+    root = Path(root) if root else runs_dir()
+    run = _newest(p for p in root.glob("*") if (p / CONFIG_FILE).exists()) if root.exists() else None
+    if run is None:
+        raise PRPError(f"no run under {root}: start one with `prp-deploy train`")
+    return run
+
+
+def newest_export(root: Path | None = None) -> Path:
+    root = Path(root) if root else runs_dir()
+    info = _newest(root.glob(f"*/export/{MODEL_INFO_FILE}")) if root.exists() else None
+    if info is None:
+        raise PRPError(f"no exported model under {root}: make one with `prp-deploy train` then `prp-deploy export`, or pass --model")
+    return info.parent
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML mapping, or one line saying why not."""
+    import yaml  # PyYAML comes with training ([train]); the runtime reads JSON only
+
+    try:
+        d = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as e:
+        raise PRPError(f"{path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise PRPError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(d, dict):
+        raise PRPError(f"{path}: expected a mapping at the top level")
+    return d
+
+
+def read_run_config(run_dir: Path) -> dict:
+    """A run's config.yaml as written (the config, with config_hash and versions beside it)."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise PRPError(f"{run_dir}: no {CONFIG_FILE} (not a prp-deploy run folder)")
+    return read_yaml(path)
+
+
+def write_run_config(run_dir: Path, config: dict, config_hash: str) -> None:
+    import yaml
+
+    from .files import atomic_write
+
+    atomic_write(Path(run_dir) / CONFIG_FILE, yaml.safe_dump({**config, "config_hash": config_hash, "versions": versions()}, sort_keys=False))
+
+
+def versions() -> dict:
+    """Package and machine versions, written beside every result (torch only where installed)."""
+    import cv2
+    import numpy
+
+    from . import __version__
+
+    v = {"prp_deploy": __version__, "numpy": numpy.__version__, "opencv": cv2.__version__,
+         "python": platform.python_version(), "platform": platform.platform()}
+    try:
+        import torch
+    except ImportError:
+        return v
+    cuda = torch.cuda.is_available()
+    return {**v, "torch": str(torch.__version__), "cuda": torch.version.cuda if cuda else None,
+            "gpu": torch.cuda.get_device_name() if cuda else None}
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """torch.save, atomically: a crash never leaves half a checkpoint."""
+    import torch
+
+    from .files import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save({**state, "checkpoint_version": CHECKPOINT_VERSION}, tmp))
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """Load with weights_only=True (no pickled code runs); a user error if it is not ours.
+
+    A checkpoint rebuilds itself: encoder config, preprocessing, config and its hash travel
+    with the weights, so export and finetuning need nothing else.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise PRPError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged or foreign file
+        raise PRPError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    if not isinstance(state, dict) or "model" not in state or "encoder" not in state:
+        raise PRPError(f"{path}: not a prp-deploy checkpoint (no model weights and encoder config)")
+    version = state.get("checkpoint_version")
+    if version == 1:  # before the preprocessing spec travelled in checkpoints
+        d = state.get("config", {}).get("data", {})
+        state.setdefault("preprocess", {k: d[k] for k in ("short_side", "crop", "frames", "mean", "std") if k in d})
+        state.setdefault("config_hash", None)
+    elif version != CHECKPOINT_VERSION:
+        raise PRPError(f"{path}: checkpoint version {version} is not supported (expected {CHECKPOINT_VERSION})")
+    return state
