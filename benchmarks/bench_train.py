@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from prp_deploy.models import EncoderConfig, PRPModel, build_encoder
+from prp_deploy.models import BACKBONES, EncoderConfig, PRPModel, build_encoder
 
 
 def make_step(model, optimizer, batch, amp_dtype):
@@ -69,7 +69,7 @@ def bench(objective: str, args, device: torch.device) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backbone", default="r21d", choices=["c3d", "r3d", "r21d"])
+    ap.add_argument("--backbone", default="r21d", choices=list(BACKBONES))
     ap.add_argument("--depth", type=int, default=10)
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--frames", type=int, default=16)

@@ -1,44 +1,57 @@
-"""Backbones (one family per file), the PRP heads and the models built from them."""
+"""Backbones (one family per file, listed in `registry.py`), the PRP heads and the models
+built from them.
+
+Importing this package imports no torch (the CLI reads the backbone choices and configs
+without it); the network classes load on first use.
+"""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict, dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import PRPError
-from .c3d import C3D, c3d
-from .layers import global_avg_pool, retrieval_features
-from .prp import ActionRecognizer, Decoder, PRPModel, RateHead
-from .resnet3d import VideoResNet, r2plus1d, r3d
+from .registry import BACKBONES, DEPTHS, Backbone
 
-BACKBONES = ("c3d", "r3d", "r21d")
+if TYPE_CHECKING:
+    from torch import nn
+
+_LAZY = {"C3D": "c3d", "c3d": "c3d", "global_avg_pool": "layers", "retrieval_features": "layers", "ActionRecognizer": "prp",
+         "Decoder": "prp", "PRPModel": "prp", "RateHead": "prp", "VideoResNet": "resnet3d", "r2plus1d": "resnet3d", "r3d": "resnet3d"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    backbone: str = "r21d"  # c3d | r3d | r21d
-    depth: int = 10  # 10 or 18 for r3d/r21d; C3D has one depth (its 8 conv layers) and ignores it
+    backbone: str = "r21d"  # a key of BACKBONES
+    depth: int = 10  # one of the backbone's depths; ignored by a backbone with one depth (C3D)
     width: float = 1.0  # channel multiplier; 1.0 is the paper's network
     subtract_mean: bool = False  # centre each pixel over the clip's time first (layers.subtract_clip_mean); the paper: off
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def check(self) -> "EncoderConfig":
+        if self.backbone not in BACKBONES:
+            raise PRPError(f"unknown backbone {self.backbone!r}; expected one of {', '.join(BACKBONES)}")
+        depths = BACKBONES[self.backbone].depths
+        if depths and self.depth not in depths:
+            raise PRPError(f"{self.backbone} depth must be one of {', '.join(map(str, depths))}, got {self.depth}")
+        if self.width <= 0:
+            raise PRPError(f"width must be positive, got {self.width}")
+        return self
 
-def build_encoder(cfg: EncoderConfig) -> nn.Module:
+
+def build_encoder(cfg: EncoderConfig) -> "nn.Module":
     """The encoder named by `cfg`; its `out_channels` is conv5's channel count."""
-    if cfg.width <= 0:
-        raise PRPError(f"width must be positive, got {cfg.width}")
-    if cfg.backbone == "c3d":
-        return c3d(width=cfg.width, subtract_mean=cfg.subtract_mean)
-    if cfg.depth not in (10, 18):
-        raise PRPError(f"depth must be 10 or 18, got {cfg.depth}")
-    if cfg.backbone == "r3d":
-        return r3d(depth=cfg.depth, width=cfg.width, subtract_mean=cfg.subtract_mean)
-    if cfg.backbone == "r21d":
-        return r2plus1d(depth=cfg.depth, width=cfg.width, subtract_mean=cfg.subtract_mean)
-    raise PRPError(f"unknown backbone {cfg.backbone!r}; expected one of {', '.join(BACKBONES)}")
+    cfg.check()
+    return BACKBONES[cfg.backbone].build()(depth=cfg.depth, width=cfg.width, subtract_mean=cfg.subtract_mean)
 
 
 def check_input_shape(frames: int, crop: int) -> None:
@@ -47,7 +60,36 @@ def check_input_shape(frames: int, crop: int) -> None:
         raise PRPError(f"clip length must be a multiple of 8 and crop a multiple of 16, got {frames} frames, crop {crop}")
 
 
+def encoder_config_of(state: dict) -> EncoderConfig:
+    """The encoder config a checkpoint carries."""
+    e = state["encoder"]
+    return EncoderConfig(e["backbone"], int(e["depth"]), float(e["width"]), bool(e.get("subtract_mean", False)))
+
+
+def load_encoder_weights(encoder: "nn.Module", state: dict, expected: EncoderConfig, path) -> None:
+    """Copy only the encoder's weights from a PRP or finetune checkpoint into `encoder`."""
+    got = encoder_config_of(state)
+    same_depth = not BACKBONES.get(got.backbone, BACKBONES["r21d"]).depths or got.depth == expected.depth
+    if got.subtract_mean != expected.subtract_mean:
+        flag = "--subtract-mean" if got.subtract_mean else "--no-subtract-mean"
+        raise PRPError(f"{path}: its encoder was trained with subtract_mean={got.subtract_mean}, this run has {expected.subtract_mean}; pass {flag}")
+    if got.backbone != expected.backbone or not same_depth or got.width != expected.width:
+        raise PRPError(
+            f"{path}: holds a {got.backbone} (depth {got.depth}, width {got.width}) encoder, "
+            f"this run builds {expected.backbone} (depth {expected.depth}, width {expected.width}); "
+            f"pass --backbone {got.backbone} --depth {got.depth} --width {got.width}"
+        )
+    prefix = "encoder."
+    weights = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    if not weights:
+        raise PRPError(f"{path}: has no encoder weights")
+    missing, unexpected = encoder.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise PRPError(f"{path}: encoder weights do not fit ({len(missing)} missing, {len(unexpected)} unexpected, e.g. {(missing + unexpected)[0]})")
+
+
 __all__ = [
-    "ActionRecognizer", "BACKBONES", "C3D", "Decoder", "EncoderConfig", "PRPModel", "RateHead", "VideoResNet",
-    "build_encoder", "c3d", "check_input_shape", "global_avg_pool", "r2plus1d", "r3d", "retrieval_features",
+    "ActionRecognizer", "BACKBONES", "Backbone", "C3D", "DEPTHS", "Decoder", "EncoderConfig", "PRPModel", "RateHead", "VideoResNet",
+    "build_encoder", "c3d", "check_input_shape", "encoder_config_of", "global_avg_pool", "load_encoder_weights", "r2plus1d", "r3d",
+    "retrieval_features",
 ]

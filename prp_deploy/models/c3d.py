@@ -38,5 +38,6 @@ class C3D(nn.Module):
         return self.conv5(x)
 
 
-def c3d(*, width: float = 1.0, subtract_mean: bool = False) -> C3D:
+def c3d(*, depth: int | None = None, width: float = 1.0, subtract_mean: bool = False) -> C3D:
+    """C3D has one depth (its 8 conv layers); `depth` is accepted and ignored, as for every builder."""
     return C3D(width=width, subtract_mean=subtract_mean)

@@ -62,7 +62,7 @@ def test_heads_are_optional_but_not_both_absent():
 def test_bad_configs_are_user_errors():
     with pytest.raises(PRPError, match="unknown backbone"):
         build_encoder(EncoderConfig("i3d"))
-    with pytest.raises(PRPError, match="depth must be 10 or 18"):
+    with pytest.raises(PRPError, match="r3d depth must be one of 10, 18"):
         build_encoder(EncoderConfig("r3d", 34))
     with pytest.raises(PRPError, match="multiple of 8"):
         check_input_shape(12, 112)
