@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import VideoError
 from .cache import FrameCache
 from .datasets import Video
-from .preprocess import Preprocess, crop_frames, eval_clip, random_crop_offsets, resize_rgb, to_input
+from .preprocess import Preprocess, crop_frames, random_crop_offsets, resize_rgb, to_input
 from .sampling import choose_rate, clip_indices, input_and_target, motion_attention, padded_range, eval_clip_starts
 from .video import probe, read_frames
 
@@ -174,14 +174,14 @@ class TrainClips(_EpochSampled):
             y, x = random_crop_offsets(h, w, spec.crop, rng)
             clip = to_input(crop_frames(frames, y, x, spec.crop), spec.mean, spec.std)
         else:
-            clip = eval_clip(frames, spec)
+            clip = spec.clip(frames)
         return {"clip": clip, "label": video.label}
 
 
 class EvalClips:
     """All test clips of one video per item: clips (K, 3, T, c, c), centred at linspace over the video.
 
-    Always decodes the video itself (never the lossy cache), through `eval_clip`, the
+    Always decodes the video itself (never the lossy cache), through `Preprocess.clip`, the
     function export parity and the runtime use too. One decode pass serves all K clips.
     """
 
@@ -204,5 +204,5 @@ class EvalClips:
             _warn_bad(video.path, e)
             return None
         pos = {int(f): k for k, f in enumerate(wanted)}
-        clips = np.stack([eval_clip(frames[[pos[int(f)] for f in idx]], spec) for idx, _ in per_clip])
+        clips = np.stack([spec.clip(frames[[pos[int(f)] for f in idx]]) for idx, _ in per_clip])
         return {"clips": clips, "label": video.label, "index": i, "padded": sum(p for _, p in per_clip)}

@@ -22,6 +22,9 @@ import numpy as np
 from ..errors import PRPError
 
 SCHEMA_VERSION = 1
+RESIZE_RULE = "short side to short_side, long side round(short_side * aspect), area average when shrinking, bilinear when enlarging; then center crop"
+KNOWN_KEYS = {"short_side", "crop", "frames", "sample_rate", "mean", "std", "channel_order", "value_scale", "interpolation", "resize_rule",
+              "schema_version"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Preprocess:
     channel_order: str = field(default="RGB", init=False)
     value_scale: tuple[float, float] = field(default=(0.0, 1.0), init=False)
     interpolation: str = field(default="area-down-bilinear-up", init=False)
+    resize_rule: str = field(default=RESIZE_RULE, init=False)
 
     def __post_init__(self):
         if self.crop > self.short_side:
@@ -53,6 +57,11 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocess":
+        if not isinstance(d, dict):
+            raise PRPError(f"preprocessing must be a mapping, got {d!r}")
+        unknown = sorted(set(d) - KNOWN_KEYS)
+        if unknown:
+            raise PRPError(f"preprocessing: unknown key {unknown[0]!r} (known: {', '.join(sorted(KNOWN_KEYS))})")
         version = d.get("schema_version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
             raise PRPError(f"preprocessing schema_version {version} is not supported (expected {SCHEMA_VERSION})")
@@ -69,6 +78,26 @@ class Preprocess:
             )
         except KeyError as e:
             raise PRPError(f"preprocessing metadata lacks the key {e.args[0]!r}") from None
+        except (TypeError, ValueError) as e:
+            raise PRPError(f"preprocessing: a value has the wrong type ({e})") from None
+
+    def frame(self, bgr: np.ndarray) -> np.ndarray:
+        """One decoded BGR frame (H, W, 3) uint8 → resized, centre-cropped RGB uint8 (crop, crop, 3)."""
+        if bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3:
+            raise PRPError(f"frames must be HxWx3 uint8 BGR images, got {bgr.dtype} {bgr.shape}")
+        rgb = resize_rgb(bgr, self.short_side)
+        y, x = center_crop_offsets(rgb.shape[0], rgb.shape[1], self.crop)
+        return np.ascontiguousarray(rgb[y : y + self.crop, x : x + self.crop])
+
+    def clip(self, frames_rgb: np.ndarray) -> np.ndarray:
+        """Resized RGB frames (T, H, W, 3) uint8 → the model input (3, T, crop, crop) float32:
+        centre crop (nothing to do for frames that `frame` made), scale, normalise.
+
+        The one frames → model input step: training's evaluation, export's parity clips, the
+        runtime's windows and `Recognizer` all call it.
+        """
+        y, x = center_crop_offsets(frames_rgb.shape[1], frames_rgb.shape[2], self.crop)
+        return to_input(crop_frames(frames_rgb, y, x, self.crop), self.mean, self.std)
 
 
 def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -118,12 +147,3 @@ def to_input(frames_rgb: np.ndarray, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)) 
     if any(m != 0.0 for m in mean) or any(s != 1.0 for s in std):
         x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(3, 0, 1, 2))  # (3, T, H, W)
-
-
-def eval_clip(frames_rgb: np.ndarray, spec: Preprocess) -> np.ndarray:
-    """Resized RGB frames (T, H, W, 3) → the model input (3, T, crop, crop): center crop, scale.
-
-    Training's evaluation, export's parity clips and the runtime's windows all call this.
-    """
-    y, x = center_crop_offsets(frames_rgb.shape[1], frames_rgb.shape[2], spec.crop)
-    return to_input(crop_frames(frames_rgb, y, x, spec.crop), spec.mean, spec.std)

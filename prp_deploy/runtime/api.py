@@ -1,6 +1,6 @@
 """`from prp_deploy import Recognizer`: the runtime for applications, torch-free.
 
-    rec = Recognizer("runs/NAME/export")                 # or a .onnx / .plan; backend="auto"
+    rec = Recognizer("runs/NAME/export")                 # or a .onnx / .plan; backend="auto", precision=None
     rec.predict(frames)      # the BGR uint8 frames of one window → [{"label", "score"}, ...]
     rec.features(frames)     # → (D,) float32 embedding
     for record in rec.stream("video.mp4"):  # the same records as `prp-deploy run`'s JSONL
@@ -14,7 +14,6 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..data.preprocess import center_crop_offsets, resize_rgb, to_input
 from ..errors import PRPError
 from .backends import check_backend_matches, open_backend
 from .model_info import read_model_info
@@ -23,9 +22,9 @@ from .stream import top_k
 
 
 class Recognizer:
-    def __init__(self, model: str | Path, backend: str = "auto"):
+    def __init__(self, model: str | Path, backend: str = "auto", precision: str | None = None):
         self.info = read_model_info(model)
-        self.backend = open_backend(model, backend)
+        self.backend = open_backend(model, backend, precision)
         check_backend_matches(self.backend, self.info)
 
     @property
@@ -43,15 +42,7 @@ class Recognizer:
             raise PRPError("a window needs at least one frame")
         p, step = self.info.preprocess, self.info.sample_rate
         picked = [frames[min(j * step, len(frames) - 1)] for j in range(p.frames)]
-        out = []
-        for f in picked:
-            f = np.asarray(f)
-            if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
-                raise PRPError(f"frames must be HxWx3 uint8 BGR images, got {f.dtype} {f.shape}")
-            rgb = resize_rgb(f, p.short_side)
-            y, x = center_crop_offsets(rgb.shape[0], rgb.shape[1], p.crop)
-            out.append(rgb[y : y + p.crop, x : x + p.crop])
-        return to_input(np.stack(out), p.mean, p.std)
+        return p.clip(np.stack([p.frame(np.asarray(f)) for f in picked]))
 
     def _run(self, frames) -> dict[str, np.ndarray]:
         return self.backend.run(self.clip(frames)[None])

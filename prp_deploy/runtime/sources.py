@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
-from ..data.preprocess import Preprocess, center_crop_offsets, resize_rgb
+from ..data.preprocess import Preprocess
 from ..errors import PRPError, VideoError
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
@@ -110,11 +110,6 @@ class FrameReader:
     def stop(self) -> None:
         self._stop.set()
 
-    def _prepare(self, bgr: np.ndarray) -> np.ndarray:
-        rgb = resize_rgb(bgr, self.pre.short_side)
-        y, x = center_crop_offsets(rgb.shape[0], rgb.shape[1], self.pre.crop)
-        return np.ascontiguousarray(rgb[y : y + self.pre.crop, x : x + self.pre.crop])
-
     def _put(self, item) -> None:
         if not self.spec.live:
             while not self._stop.is_set():  # a file waits for room: every frame is processed
@@ -161,7 +156,7 @@ class FrameReader:
                 attempts = 0
                 now = time.perf_counter()
                 t = index / self.fps if self.fps else now - self._t0
-                self._put(Frame(index, t, self._prepare(bgr), bgr if self.keep_original else None, now))
+                self._put(Frame(index, t, self.pre.frame(bgr), bgr if self.keep_original else None, now))
                 index += 1
                 self.frames = index
         except Exception as e:  # a decoder crash ends the stream; the consumer reports it

@@ -4,9 +4,8 @@ A window starting at source frame f takes frames f, f+k, ..., f+(T−1)·k (k th
 rate) and ends (exclusive) at f+(T−1)·k+1; windows start every `stride` frames. Past the
 end of a video shorter than one window the last frame repeats, as in evaluation; the
 record says how many frames were padded. Each window's tensor is made by
-`to_input` from frames that `FrameReader` resized and center-cropped exactly as
-`prp_deploy.data.preprocess.eval_clip` does, so a window at f equals the evaluation clip
-at f.
+`Preprocess.clip` from frames that `FrameReader` made with `Preprocess.frame`: the same
+steps as evaluation, so a window at f equals the evaluation clip at f.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import Iterator
 
 import numpy as np
 
-from ..data.preprocess import to_input
 from ..errors import PRPError
 from .model_info import ModelInfo
 from .sources import Frame, FrameReader
@@ -35,8 +33,7 @@ class Window:
     padded: int = 0
 
     def tensor(self, info: ModelInfo) -> np.ndarray:
-        p = info.preprocess
-        return to_input(np.stack([f.pixels for f in self.frames]), p.mean, p.std)  # (3, T, crop, crop)
+        return info.preprocess.clip(np.stack([f.pixels for f in self.frames]))  # (3, T, crop, crop)
 
 
 def windows(frames: Iterator[Frame], clip_len: int, step: int, stride: int, live: bool, fps: float) -> Iterator[Window]:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from prp_deploy.data.preprocess import Preprocess, eval_clip, resize_rgb, resized_size, to_input
+from prp_deploy.data.preprocess import Preprocess, resize_rgb, resized_size, to_input
 from prp_deploy.errors import PRPError
 
 
@@ -24,7 +24,7 @@ def test_resize_rgb_converts_bgr_and_resizes():
 def test_eval_clip_layout_range_and_normalisation():
     frames = np.random.default_rng(0).integers(0, 256, (16, 128, 171, 3), dtype=np.uint8)
     spec = Preprocess(crop=112)
-    x = eval_clip(frames, spec)
+    x = spec.clip(frames)
     assert x.shape == (3, 16, 112, 112) and x.dtype == np.float32
     assert 0.0 <= x.min() and x.max() <= 1.0
     y0, x0 = (128 - 112) // 2, (171 - 112) // 2
