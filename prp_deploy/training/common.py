@@ -1,12 +1,11 @@
 """What every training stage needs: device and process group, a resumable sampler, loaders,
-metrics (JSONL + TensorBoard), package versions, and a Ctrl-C that stops after saving."""
+metrics (JSONL + TensorBoard), and a Ctrl-C that stops after saving."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import platform
 import signal
 import sys
 from contextlib import contextmanager
@@ -114,18 +113,6 @@ def to_device(batch: dict, device: torch.device, channels_last: bool) -> dict:
                 v = v.contiguous(memory_format=torch.channels_last_3d)
         out[k] = v
     return out
-
-
-def versions() -> dict:
-    import cv2
-    import numpy
-
-    from .. import __version__
-
-    return {"prp_deploy": __version__, "torch": str(torch.__version__), "numpy": numpy.__version__, "opencv": cv2.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
 class MetricsLog:

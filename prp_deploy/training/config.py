@@ -1,8 +1,10 @@
 """Training configuration: small frozen dataclasses, YAML only at the edge.
 
 A run's `config.yaml` is `TrainConfig.to_dict()`; `--config FILE.yaml` is merged onto a
-preset and flags onto that. Unknown keys are errors that name the key (a misspelt option
-must fail where it was written, not be ignored).
+preset and flags onto that, and the result is typed by cattrs: an unknown key, a value of
+the wrong type (`workers: 2.5`) or a bad value is one line naming the key and the file (a
+misspelt option must fail where it was written, not be ignored). Numbers YAML reads as
+strings (`lr: 1e-3`) are taken as floats.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
+import cattrs
 
+from ..data.preprocess import Preprocess
 from ..errors import PRPError
-from ..models import BACKBONES, EncoderConfig
+from ..rundir import CONFIG_FILE, read_run_config, read_yaml
+from ..models import EncoderConfig
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: data.preprocess holds the preprocessing spec (1 had its fields in data)
 OBJECTIVES = ("dgp", "dp", "gp", "none")
 OPTIMIZERS = ("sgd", "adam")
 PRETRAIN_SCHEDULES = ("plateau", "cosine")
@@ -33,11 +37,8 @@ class DataConfig:
     data: str | None = None  # dataset root; None = the built-in synthetic dataset
     dataset: str | None = None  # ucf101 | hmdb51 | folder
     split: int = 1
-    short_side: int = 128
-    frames: int = 16  # T
-    crop: int = 112
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    # Short side, crop, T, mean/std: the one spec that checkpoints, model.json and the runtime carry.
+    preprocess: Preprocess = field(default_factory=Preprocess)
     val_videos: int | None = None  # None: 800 for UCF101, 400 for HMDB51; never above 15 % of train
     use_cache: bool = True  # read the frame cache where `data prepare` filled it
     workers: int = 4
@@ -111,7 +112,7 @@ class TrainConfig:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))  # tuples → lists, a plain YAML-able tree
+        return json.loads(json.dumps(_converter.unstructure(self)))  # tuples → lists, a plain YAML-able tree
 
     def hash(self) -> str:
         """Identity of what was trained (device and worker count excluded: they do not change the result)."""
@@ -121,19 +122,20 @@ class TrainConfig:
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def validate(self) -> "TrainConfig":
-        p, d, m = self.pretrain, self.data, self.model
+        p, d, spec = self.pretrain, self.data, self.data.preprocess
         if p.objective not in OBJECTIVES:
             raise PRPError(f"objective must be one of {', '.join(OBJECTIVES)}, got {p.objective!r}")
-        if m.backbone not in BACKBONES:
-            raise PRPError(f"backbone must be one of {', '.join(BACKBONES)}, got {m.backbone!r}")
+        self.model.check()
         if p.rec_rate not in (1, 2, 4):
             raise PRPError(f"rec_rate must be 1, 2 or 4, got {p.rec_rate}")
         if not p.intervals or any(s < 1 for s in p.intervals) or len(set(p.intervals)) != len(p.intervals):
             raise PRPError(f"intervals must be distinct positive integers, got {list(p.intervals)}")
-        if d.frames % 8 or d.crop % 16:
-            raise PRPError(f"frames must be a multiple of 8 and crop of 16, got {d.frames} and {d.crop}")
-        if d.crop > d.short_side:
-            raise PRPError(f"crop {d.crop} is larger than short_side {d.short_side}")
+        if spec.frames % 8 or spec.crop % 16:
+            raise PRPError(f"frames must be a multiple of 8 and crop of 16, got {spec.frames} and {spec.crop}")
+        if spec.sample_rate != 1:
+            raise PRPError(f"preprocess.sample_rate must be 1 in training (PRP draws its own rates), got {spec.sample_rate}")
+        if d.workers < 0 or not 0 <= d.max_bad_fraction <= 1:
+            raise PRPError(f"data: workers >= 0 and 0 <= max_bad_fraction <= 1 are required, got {d.workers} and {d.max_bad_fraction}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise PRPError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if d.short_videos not in ("resample", "pad"):
@@ -173,7 +175,7 @@ def tiny_preset() -> TrainConfig:
     """
     return TrainConfig(
         model=EncoderConfig("r21d", 10, 0.25, subtract_mean=True),
-        data=DataConfig(short_side=36, frames=8, crop=32, workers=2),
+        data=DataConfig(preprocess=Preprocess(short_side=36, crop=32, frames=8), workers=2),
         pretrain=PretrainConfig(epochs=5, batch_size=32, lr=2e-3, optimizer="adam", schedule="cosine", head_lr_mult=1.0,
                                 clips_per_epoch=2048, val_clips=4, weight_decay=0.0),
         finetune=FinetuneConfig(epochs=5, batch_size=32, lr=1e-3, optimizer="adam", schedule="cosine", clips_per_epoch=2560,
@@ -186,66 +188,108 @@ def tiny_preset() -> TrainConfig:
 PRESETS = {"paper": TrainConfig, "tiny": tiny_preset}
 
 
-def _merge(base, overrides: dict, where: str):
-    """A dataclass with `overrides` (a nested dict) applied; unknown keys are errors."""
-    known = {f.name: f for f in fields(base)}
-    changes = {}
-    for key, value in overrides.items():
-        if key not in known:
-            raise PRPError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
-        current = getattr(base, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise PRPError(f"{where}: {key!r} must be a mapping")
-            changes[key] = _merge(current, value, f"{where}.{key}")
-        elif isinstance(current, tuple) and isinstance(value, (list, tuple)):
-            changes[key] = tuple(value)
-        elif isinstance(current, tuple) and isinstance(value, str):
-            changes[key] = tuple(int(v) for v in value.split(","))
-        else:
-            changes[key] = value
-    return replace(base, **changes)
+def _strict(kind: type, what: str):
+    def hook(value, _):
+        if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+            raise TypeError(f"expected {what}, got {value!r}")
+        return value
+
+    return hook
+
+
+def _number(value, _) -> float:
+    """int, float, or a string YAML did not read as a number (PyYAML reads `1e-3` as one)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise TypeError(f"expected a number, got {value!r}")
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+_converter.register_structure_hook(int, _strict(int, "an integer"))
+_converter.register_structure_hook(bool, _strict(bool, "true or false"))
+_converter.register_structure_hook(str, _strict(str, "a string"))
+_converter.register_structure_hook(float, _number)
+_converter.register_structure_hook(Preprocess, lambda value, _: Preprocess.from_dict(value))
+_converter.register_unstructure_hook(Preprocess, Preprocess.to_dict)
+
+
+def _message(e: Exception, _type) -> str:
+    if isinstance(e, cattrs.errors.ForbiddenExtraKeysError):
+        known = ", ".join(sorted(f.name for f in dataclasses.fields(e.cl))) if dataclasses.is_dataclass(e.cl) else ""
+        return f"unknown key {', '.join(map(repr, sorted(e.extra_fields)))}" + (f" (known: {known})" if known else "")
+    if isinstance(e, (TypeError, PRPError)):
+        return str(e)
+    return cattrs.v.format_exception(e, _type)
+
+
+def _typed(d: dict, where: str) -> TrainConfig:
+    """The config tree `d` as a TrainConfig; every problem in one line naming the key and `where`."""
+    try:
+        return _converter.structure(d, TrainConfig)
+    except cattrs.errors.BaseValidationError as e:
+        lines = []
+        for message in cattrs.transform_error(e, path="$", format_exception=_message):
+            what, _, at = message.rpartition(" @ ")
+            at = at.removeprefix("$").lstrip(".")
+            lines.append(f"{at}: {what}" if at else what)
+        raise PRPError(f"{where}: " + "; ".join(lines)) from None
+
+
+def _validated(cfg: TrainConfig, where: str) -> TrainConfig:
+    try:
+        return cfg.validate()
+    except PRPError as e:
+        raise PRPError(f"{where}: {e}") from None
+
+
+def _merged(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` applied, mapping by mapping (a value that is not a mapping replaces)."""
+    out = dict(base)
+    for k, v in overrides.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _migrate(d: dict, where: str) -> dict:
+    """A config.yaml or YAML file of an older schema, in today's."""
+    version = d.pop("schema_version", SCHEMA_VERSION)
+    if version == 1 and isinstance(d.get("data"), dict):
+        data = d["data"]
+        moved = {k: data.pop(k) for k in ("short_side", "frames", "crop", "mean", "std") if k in data}
+        if moved:
+            data["preprocess"] = {**moved, **data.get("preprocess", {})}
+    elif version != SCHEMA_VERSION:
+        raise PRPError(f"{where}: schema_version {version} is not supported (expected {SCHEMA_VERSION})")
+    for informational in ("config_hash", "versions"):  # a run's config.yaml carries these beside the config
+        d.pop(informational, None)
+    return d
 
 
 def build_config(preset: str | None, config_file: Path | None, overrides: dict) -> TrainConfig:
-    """preset → YAML file → flag overrides, then validated."""
-    file_dict = {}
-    if config_file is not None:
-        try:
-            file_dict = yaml.safe_load(Path(config_file).read_text()) or {}
-        except OSError as e:
-            raise PRPError(f"{config_file}: cannot read ({e.strerror})") from None
-        except yaml.YAMLError as e:
-            raise PRPError(f"{config_file}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(file_dict, dict):
-            raise PRPError(f"{config_file}: expected a mapping at the top level")
-        for informational in ("config_hash", "versions"):  # a run's config.yaml carries these beside the config
-            file_dict.pop(informational, None)
-        version = file_dict.pop("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
-            raise PRPError(f"{config_file}: schema_version {version} is not supported (expected {SCHEMA_VERSION})")
-    preset = preset or file_dict.pop("preset", None) or ("paper" if (overrides.get("data", {}).get("data") or file_dict.get("data", {}).get("data")) else "tiny")
+    """preset → YAML file → flag overrides, typed and validated at each step."""
+    file_dict = _migrate(read_yaml(config_file), str(config_file)) if config_file is not None else {}
+    has_data = overrides.get("data", {}).get("data") or (isinstance(file_dict.get("data"), dict) and file_dict["data"].get("data"))
+    preset = preset or file_dict.get("preset") or ("paper" if has_data else "tiny")
     file_dict.pop("preset", None)
     if preset not in PRESETS:
         raise PRPError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    cfg = _merge(PRESETS[preset](), file_dict, str(config_file or "config"))
-    cfg = _merge(cfg, overrides, "flags")
-    return replace(cfg, preset=preset).validate()
+    base = _converter.unstructure(PRESETS[preset]())
+    where = str(config_file or "config")
+    _validated(_typed(_merged(base, file_dict), where), where)  # a file's mistakes are named as the file's
+    where = f"{where} + flags" if config_file else "flags"
+    cfg = _typed(_merged(_merged(base, file_dict), overrides), where)
+    return _validated(replace(cfg, preset=preset), where)
 
 
 def load_run_config(run_dir: Path) -> TrainConfig:
     """The config a run was made with (its config.yaml)."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.exists():
-        raise PRPError(f"{run_dir}: no config.yaml (not a prp-deploy run folder)")
-    d = yaml.safe_load(path.read_text()) or {}
-    if d.get("schema_version") != SCHEMA_VERSION:
-        raise PRPError(f"{path}: schema_version {d.get('schema_version')} is not supported (expected {SCHEMA_VERSION})")
-    d.pop("schema_version")
-    d.pop("config_hash", None)
-    d.pop("versions", None)
-    preset = d.pop("preset", "paper")
-    return replace(_merge(TrainConfig(), d, str(path)), preset=preset).validate()
+    where = str(Path(run_dir) / CONFIG_FILE)
+    return _validated(_typed(_migrate(read_run_config(run_dir), where), where), where)
 
 
 def val_count(cfg: TrainConfig, dataset: str, n_train: int) -> int:

@@ -113,10 +113,13 @@ def retrieval_hits(query: np.ndarray, q_labels: np.ndarray, gallery: np.ndarray,
 
 
 def recognition(model: torch.nn.Module, videos: Sequence[Video], spec: Preprocess, clips: int, rt: Runtime, batch_videos: int = 4, workers: int = 0) -> dict:
+    """Video-level top-1/top-5 (logits averaged over `clips` clips), the cross-entropy of those
+    logits and the chance level. Finetuning's validation and eval.json's recognition both come from here."""
     model.eval()
     outs, labels, missing = video_outputs(lambda x: {"logits": model(x)[0]}, videos, spec, clips, rt, batch_videos, workers)
-    return {**topk_accuracy(outs["logits"], labels), "chance": majority_chance(labels, outs["logits"].shape[1]), "videos": len(labels),
-            "unreadable": len(missing), "clips_per_video": clips}
+    loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(outs["logits"]).double(), torch.from_numpy(labels).long()))
+    return {**topk_accuracy(outs["logits"], labels), "loss": loss, "chance": majority_chance(labels, outs["logits"].shape[1]),
+            "videos": len(labels), "unreadable": len(missing), "clips_per_video": clips}
 
 
 def retrieval(encoder: torch.nn.Module, train: Sequence[Video], test: Sequence[Video], spec: Preprocess, clips: int, rt: Runtime,
@@ -131,22 +134,33 @@ def retrieval(encoder: torch.nn.Module, train: Sequence[Video], test: Sequence[V
 
 
 @torch.no_grad()
-def rate_accuracy(model: torch.nn.Module, val_set: PretrainClips, rt: Runtime, batch_size: int = 16, workers: int = 0) -> dict:
-    """Playback-rate accuracy of the rate head on the fixed validation clips."""
+def pretext(model: torch.nn.Module, val_set: PretrainClips, rt: Runtime, batch_size: int = 16, workers: int = 0,
+            loss: Callable[[dict, dict], torch.Tensor] | None = None) -> dict:
+    """On the fixed validation clips: the PRP loss (given `loss`) and, when the model has a
+    rate head, the playback-rate accuracy with its chance level. Pretraining's validation
+    and eval.json's pretext both come from here."""
     model.eval()
-    correct = total = 0
-    labels = []
+    total_loss, n, correct, labels = 0.0, 0, 0, []
     for batch, _ in DataLoader(val_set, batch_size=batch_size, num_workers=workers, collate_fn=collate_skipping):
         if batch is None:
             continue
         batch = to_device(batch, rt.device, False)
-        logits = model(batch["clip"])["rate_logits"]
-        correct += int((logits.argmax(1) == batch["rate_label"]).sum())
-        total += len(batch["rate_label"])
-        labels += batch["rate_label"].tolist()
-    if not total:
-        raise PRPError("no validation clip could be read for the playback-rate accuracy")
-    # Short videos redraw s, so the labels need not be uniform: chance is the majority label's share.
-    counts = np.bincount(np.asarray(labels), minlength=len(val_set.rates))
-    return {"rate_accuracy": 100.0 * correct / total, "chance": majority_chance(np.asarray(labels), len(val_set.rates)),
-            "uniform_chance": 100.0 / len(val_set.rates), "label_counts": counts.tolist(), "clips": total}
+        with torch.autocast(rt.device.type, dtype=rt.amp_dtype, enabled=rt.amp_dtype is not None):
+            out = model(batch["clip"])
+            if loss is not None:
+                total_loss += float(loss(out, batch)) * batch["clip"].shape[0]
+        n += batch["clip"].shape[0]
+        if "rate_logits" in out:
+            correct += int((out["rate_logits"].argmax(1) == batch["rate_label"]).sum())
+            labels += batch["rate_label"].tolist()
+    if not n:
+        raise PRPError("no validation clip could be read")
+    result: dict = {"clips": n}
+    if loss is not None:
+        result["loss"] = total_loss / n
+    if labels:
+        # Short videos redraw s, so the labels need not be uniform: chance is the majority label's share.
+        counts = np.bincount(np.asarray(labels), minlength=len(val_set.rates))
+        result.update(rate_accuracy=100.0 * correct / n, chance=majority_chance(np.asarray(labels), len(val_set.rates)),
+                      uniform_chance=100.0 / len(val_set.rates), label_counts=counts.tolist())
+    return result

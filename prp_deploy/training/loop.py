@@ -4,6 +4,9 @@
                          validate → schedule the lr → log a metrics line
                          best.pt when validation improved, last.pt always
 
+A stage brings its parts in one `Stage`: the model, optimiser and scheduler, the training
+set, the step (batch → loss and counts) and the validation (model → metrics).
+
 Checkpoints hold everything a resume needs: weights, optimiser, scheduler, the epoch and
 the step inside it, the running sums of the epoch, the best score and torch's RNG. Data
 randomness is a function of (seed, epoch, index) and the order of (seed, epoch), so a
@@ -19,11 +22,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.nn.parallel import DistributedDataParallel
 
 from ..data.loader import SkipCounter
 from ..errors import PRPError
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..rundir import load_checkpoint, save_checkpoint
 from .common import EpochSampler, MetricsLog, Runtime, StopFlag, all_reduce_sum, make_loader, to_device
 
 
@@ -35,14 +39,21 @@ class Interrupted(Exception):
 class Stage:
     name: str  # "pretrain" | "finetune"
     out_dir: Path  # RUN/<name>/
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object  # per step (cosine: a LambdaLR built for the stage's steps) or per epoch (StepLR, ReduceLROnPlateau on val_loss)
+    per_step_schedule: bool
+    train_set: object  # a map-style dataset with set_epoch(epoch)
+    step: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]]  # (net, batch) → (loss, summed counts such as "correct")
+    validate: Callable[[torch.nn.Module], dict]  # model → {"val_loss", ...}
+    select: str  # the validation metric that picks best.pt
+    select_mode: str  # "min" | "max"
     epochs: int
     batch_size: int
     seed: int
     workers: int
     max_bad_fraction: float
-    select: str  # the validation metric that picks best.pt
-    select_mode: str  # "min" | "max"
-    per_step_schedule: bool = False  # the scheduler steps after every optimiser step (cosine), not per epoch
+    checkpoint_extra: dict  # what the checkpoints carry beside the training state (configs, classes, ...)
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -52,23 +63,10 @@ def _better(value: float, best: float | None, mode: str) -> bool:
     return value < best if mode == "min" else value > best
 
 
-def run_stage(
-    stage: Stage,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler,
-    train_set,
-    step_fn: Callable[[torch.nn.Module, dict], tuple[torch.Tensor, dict]],
-    validate: Callable[[torch.nn.Module], dict],
-    schedule: Callable[[object, dict], None],
-    rt: Runtime,
-    metrics: MetricsLog,
-    checkpoint_extra: dict,
-    resume: bool,
-    stop: StopFlag,
-    say: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-) -> dict:
+def run_stage(stage: Stage, rt: Runtime, metrics: MetricsLog, resume: bool, stop: StopFlag,
+              say: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> dict:
     """Train one stage to its last epoch; returns the best validation record."""
+    model, optimizer, scheduler, train_set = stage.model, stage.optimizer, stage.scheduler, stage.train_set
     last_path, best_path = stage.out_dir / "last.pt", stage.out_dir / "best.pt"
     epoch, step, best, sums = 0, 0, None, {}
     best_record = None
@@ -93,7 +91,7 @@ def run_stage(
 
     def save(path: Path, finished: bool = False) -> None:
         if rt.is_main:
-            save_checkpoint({**checkpoint_extra, "stage": stage.name, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            save_checkpoint({**stage.checkpoint_extra, "stage": stage.name, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch, "step": step,
                              "best": best, "best_record": best_record, "sums": sums, "finished": finished}, path)
 
@@ -106,6 +104,7 @@ def run_stage(
         t0 = time.perf_counter()
         clips_this_run = 0
         bar = _bar(len(loader), f"{stage.name} {epoch + 1}/{stage.epochs}", rt)
+        steps_left_after = (stage.epochs - epoch - 1) * (len(loader) + step)  # the epochs after this one, for the stage's ETA
         try:
             for batch, skipped in loader:
                 skips.add(stage.batch_size, skipped)
@@ -113,7 +112,7 @@ def run_stage(
                     continue
                 batch = to_device(batch, rt.device, channels_last)
                 with torch.autocast(rt.device.type, dtype=rt.amp_dtype, enabled=rt.amp_dtype is not None):
-                    loss, stats = step_fn(net, batch)
+                    loss, stats = stage.step(net, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -128,7 +127,9 @@ def run_stage(
                 if bar is not None:
                     bar.update(1)
                     if step % 10 == 0:
-                        bar.set_postfix_str(_postfix(sums, clips_this_run / (time.perf_counter() - t0)))
+                        steps_per_s = bar.n / max(time.perf_counter() - t0, 1e-9)
+                        eta = (bar.total - bar.n + steps_left_after) / max(steps_per_s, 1e-9)
+                        bar.set_postfix_str(_postfix(sums, clips_this_run / (time.perf_counter() - t0), eta))
                 if stop.set:
                     break
         except RuntimeError:
@@ -151,9 +152,11 @@ def run_stage(
                   **({"train_accuracy": 100.0 * totals["correct"] / clips} if "correct" in totals else {}),
                   "lr": optimizer.param_groups[0]["lr"], "clips_per_s": clips_this_run * rt.world / max(train_time, 1e-9),
                   "skipped_videos": skips.skipped}
-        record.update(validate(model))
-        if not stage.per_step_schedule:  # a per-step schedule already stepped after every optimiser step
-            schedule(scheduler, record)
+        record.update(stage.validate(model))
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.step(record["val_loss"])
+        elif not stage.per_step_schedule:  # a per-step schedule already stepped after every optimiser step
+            scheduler.step()
         epoch, step, sums = epoch + 1, 0, {}
         improved = _better(record[stage.select], best, stage.select_mode)
         if improved:
@@ -179,12 +182,13 @@ def _bar(total: int, desc: str, rt: Runtime):
     return tqdm(total=total, desc=desc, unit="batch", disable=None, leave=False, file=sys.stderr)
 
 
-def _postfix(sums: dict, rate: float) -> str:
+def _postfix(sums: dict, rate: float, stage_eta_s: float) -> str:
     n = float(sums.get("clips", 1.0)) or 1.0
     parts = [f"loss {float(sums.get('loss', 0.0)) / n:.4f}"]
     if "correct" in sums:
         parts.append(f"acc {100 * float(sums['correct']) / n:.1f}%")
     parts.append(f"{rate:.0f} clips/s")
+    parts.append(f"stage ETA {int(stage_eta_s) // 60}:{int(stage_eta_s) % 60:02d}")
     return " ".join(parts)
 
 

@@ -13,16 +13,16 @@ def test_preset_then_file_then_flags(tmp_path):
     assert cfg.pretrain.epochs == 3 and cfg.pretrain.intervals == (1, 2)
     assert cfg.model.width == 0.25  # from the tiny preset, untouched by file and flags
     paper = build_config(None, None, {"data": {"data": "/d", "dataset": "ucf101"}})
-    assert paper.preset == "paper" and paper.pretrain.epochs == 300 and paper.data.crop == 112
+    assert paper.preset == "paper" and paper.pretrain.epochs == 300 and paper.data.preprocess.crop == 112
 
 
 def test_unknown_keys_and_bad_values_are_named(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("pretrain: {objectiv: dp}\n")
-    with pytest.raises(PRPError, match=r"c\.yaml\.pretrain: unknown key 'objectiv'"):
+    with pytest.raises(PRPError, match=r"c\.yaml: pretrain: unknown key 'objectiv'"):
         build_config(None, f, {})
     with pytest.raises(PRPError, match="frames must be a multiple of 8"):
-        build_config("tiny", None, {"data": {"frames": 12}})
+        build_config("tiny", None, {"data": {"preprocess": {"frames": 12}}})
     f.write_text("schema_version: 9\n")
     with pytest.raises(PRPError, match="schema_version 9"):
         build_config(None, f, {})
@@ -34,7 +34,7 @@ def test_unknown_keys_and_bad_values_are_named(tmp_path):
 def test_run_config_round_trips(tmp_path):
     import yaml
 
-    cfg = build_config("tiny", None, {"seed": 4, "pretrain": {"intervals": "1,2,4"}})
+    cfg = build_config("tiny", None, {"seed": 4, "pretrain": {"intervals": [1, 2, 4]}})
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({**cfg.to_dict(), "config_hash": cfg.hash(), "versions": {}}))
     back = load_run_config(tmp_path)
     assert back == cfg and back.hash() == cfg.hash()
@@ -46,7 +46,7 @@ def test_paper_preset_is_the_paper():
     cfg = build_config("paper", None, {})
     m, d, p, f = cfg.model, cfg.data, cfg.pretrain, cfg.finetune
     assert (m.backbone, m.depth, m.width, m.subtract_mean) == ("r21d", 10, 1.0, False)
-    assert (d.frames, d.crop, d.short_side) == (16, 112, 128)
+    assert (d.preprocess.frames, d.preprocess.crop, d.preprocess.short_side, d.preprocess.sample_rate) == (16, 112, 128, 1)
     assert p.intervals == (1, 2, 4, 8) and p.rec_rate == 2 and p.motion_attention and (p.lambda_d, p.lambda_g) == (0.1, 1.0)
     assert (p.optimizer, p.lr, p.momentum, p.weight_decay, p.schedule, p.epochs, p.head_lr_mult) == ("sgd", 0.01, 0.9, 5e-4, "plateau", 300, 10.0)
     assert (f.optimizer, f.lr, f.momentum, f.weight_decay, f.schedule, f.epochs) == ("sgd", 1e-3, 0.9, 5e-4, "step", 150)
@@ -88,3 +88,45 @@ def test_validation_count_defaults_and_cap():
     assert val_count(cfg, "ucf101", 9537) == 800
     assert val_count(cfg, "hmdb51", 3570) == 400
     assert val_count(cfg, "ucf101", 100) == 15  # never above 15 % of the training list
+
+
+def test_yaml_values_are_typed(tmp_path):
+    """PyYAML reads `1e-3` as a string: it is a float here. Wrong types, unknown keys and bad
+    values are one line naming the key and the file."""
+    f = tmp_path / "c.yaml"
+    f.write_text("pretrain: {lr: 1e-3}\nfinetune: {weight_decay: 5e-4}\n")
+    cfg = build_config(None, f, {})
+    assert cfg.pretrain.lr == 0.001 and isinstance(cfg.pretrain.lr, float) and cfg.finetune.weight_decay == 5e-4
+    for text, message in [("data: {workers: 2.5}", r"c\.yaml: data\.workers: expected an integer, got 2\.5"),
+                          ("pretrain: {motion_attention: 'no'}", r"pretrain\.motion_attention: expected true or false"),
+                          ("pretrain: {intervals: [1, 2, x]}", r"pretrain\.intervals\[2\]: expected an integer"),
+                          ("pretrain: {lr: fast}", r"pretrain\.lr: expected a number, got 'fast'"),
+                          ("data: {preprocess: {crop: 64, short_side: 48}}", r"data\.preprocess: crop 64 is larger"),
+                          ("data: {short_side: 48}", r"data: unknown key 'short_side'"),
+                          ("model: {backbone: i3d}", r"c\.yaml: unknown backbone 'i3d'"),
+                          ("data: 5", r"c\.yaml: data: ")]:
+        f.write_text(text)
+        with pytest.raises(PRPError, match=message) as e:
+            build_config(None, f, {})
+        assert "\n" not in str(e.value)
+
+
+def test_schema_1_configs_still_load(tmp_path):
+    """config.yaml of runs made before the preprocessing spec moved into data.preprocess."""
+    f = tmp_path / "c.yaml"
+    f.write_text("schema_version: 1\npreset: tiny\ndata: {short_side: 48, crop: 32, frames: 8}\n")
+    assert build_config(None, f, {}).data.preprocess.short_side == 48
+
+
+@pytest.mark.slow
+def test_cli_yaml_errors_are_one_line_exit_1(tmp_path):
+    import subprocess
+    import sys
+
+    f = tmp_path / "c.yaml"
+    for text in ("data: {workers: 2.5}", "pretrain: {bogus: 1}"):
+        f.write_text(text)
+        r = subprocess.run([sys.executable, "-m", "prp_deploy", "train", "--config", str(f), "--out", str(tmp_path / "run")],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and str(f) in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert not (tmp_path / "run").exists()

@@ -21,7 +21,7 @@ STEPS = 120  # about 40 s on 2 cores
 def test_tiny_preset_fits_a_few_playback_rate_samples(tmp_path):
     cfg = build_config("tiny", None, {})
     root = write_synthetic(tmp_path / "d", SynthSpec(classes=4, groups=3, clips_per_group=1, min_frames=72, max_frames=80))
-    p, d = cfg.pretrain, cfg.data
+    p, d = cfg.pretrain, cfg.data.preprocess
     samples = PretrainClips(list(ucf101_index(root, 1).train), DecodedFrames(d.short_side), rates=p.intervals, clip_len=d.frames,
                             crop=d.crop, rec_rate=None, random_crop=False, seed=0, clips_per_epoch=16)
     batch = torch.utils.data.default_collate([samples[i] for i in range(len(samples))])

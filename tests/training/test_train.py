@@ -14,7 +14,7 @@ import torch
 
 from prp_deploy.data.synth import SynthSpec, write_synthetic
 from prp_deploy.errors import PRPError
-from prp_deploy.training.checkpoint import load_checkpoint
+from prp_deploy.rundir import load_checkpoint
 from prp_deploy.training.config import build_config
 from prp_deploy.training.pipeline import train
 
@@ -28,7 +28,7 @@ def tiny_data(tmp_path_factory):
 def tiny_cfg(data: Path, **over):
     base = {
         "model": {"backbone": "r3d", "width": 0.125},
-        "data": {"data": str(data), "dataset": "ucf101", "short_side": 40, "frames": 8, "crop": 32, "workers": 0, "use_cache": False},
+        "data": {"data": str(data), "dataset": "ucf101", "preprocess": {"short_side": 40, "frames": 8, "crop": 32}, "workers": 0, "use_cache": False},
         # Epochs of one clip per video and every label: the tiny preset's step budget is for real data, not tests.
         "pretrain": {"objective": "dgp", "intervals": [1, 2, 4], "epochs": 2, "batch_size": 6, "lr": 0.01, "clips_per_epoch": None},
         "finetune": {"epochs": 2, "batch_size": 6, "clips_per_epoch": None, "labels_per_class": None},
@@ -66,6 +66,7 @@ def test_full_run_writes_the_run_folder(tiny_data, tmp_path):
     assert state["classes"] == ["SlideRight", "SlideLeft", "SlideUp"] and state["preprocess"]["crop"] == 32
 
 
+@pytest.mark.slow
 def test_pretraining_loss_decreases(tiny_data, tmp_path):
     pre = {"objective": "dgp", "epochs": 4, "lr": 0.05, "batch_size": 4, "clips_per_video": 4, "motion_attention": False}
     run = train(tiny_cfg(tiny_data, pretrain=pre, finetune={"epochs": 0}), stage="pretrain", out=tmp_path / "run", say=quiet)
@@ -73,6 +74,7 @@ def test_pretraining_loss_decreases(tiny_data, tmp_path):
     assert losses[-1] < 0.95 * losses[0], losses
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_weights_as_a_straight_run(tiny_data, tmp_path):
     # A 1-epoch run extended to 2 on resume equals a straight 2-epoch run only under a schedule
     # that does not depend on the total length: the paper's (SGD, plateau). A cosine schedule
@@ -122,6 +124,7 @@ def cli(*args, **kw):
     return subprocess.run([sys.executable, "-m", "prp_deploy", *args], capture_output=True, text=True, timeout=600, **kw)
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tiny_data, tmp_path):
     r = cli("train", "--data", str(tmp_path / "absent"), "--dataset", "ucf101")
     assert r.returncode == 1 and "no such dataset folder" in r.stderr and "Traceback" not in r.stderr
@@ -136,6 +139,7 @@ def test_cli_errors_are_one_line(tiny_data, tmp_path):
     assert len(r.stderr.strip().splitlines()) <= 3 and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_resume_finishes(tiny_data, tmp_path):
     out = tmp_path / "run"
     args = ["train", "--data", str(tiny_data), "--dataset", "ucf101", "--backbone", "r3d", "--width", "0.125", "--frames", "8",
@@ -156,6 +160,7 @@ def test_ctrl_c_saves_and_resume_finishes(tiny_data, tmp_path):
     assert "resuming at epoch" in r.stderr
 
 
+@pytest.mark.slow
 def test_torchrun_ddp_on_cpu(tiny_data, tmp_path):
     """Two processes (gloo): sharded epochs, rank 0 alone writes metrics, checkpoints and eval."""
     torchrun = Path(sys.executable).with_name("torchrun")
