@@ -1,9 +1,10 @@
-"""A Triton Inference Server model repository: one model per engine (a Triton model has one platform).
+"""A Triton Inference Server model repository: one model per artefact with a Triton platform
+in the artefact table (a Triton model has one platform).
 
-DIR/triton/<name>_onnx/{config.pbtxt, 1/model.onnx}
-DIR/triton/<name>_trt/{config.pbtxt, 1/model.plan}      (when the engine was built)
+DIR/triton/<name>_<artefact>/{config.pbtxt, 1/<file>}
 
-Serve with `tritonserver --model-repository DIR/triton`.
+`config.pbtxt` is Triton's own ModelConfig protobuf (from tritonclient), written in the
+protobuf text format. Serve with `tritonserver --model-repository DIR/triton`.
 """
 
 from __future__ import annotations
@@ -11,35 +12,43 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..errors import PRPError
+from ..files import atomic_write
+from ..runtime.artifacts import ARTIFACTS
 
-def config_pbtxt(name: str, platform: str, max_batch: int, clip_shape, outputs: dict[str, int], preferred: list[int], kind: str) -> str:
-    """Protobuf text format of Triton's ModelConfig; dims exclude the batch dimension."""
-    def dims(d):
-        return "[ " + ", ".join(str(int(x)) for x in d) + " ]"
 
-    outs = ",\n".join(f'  {{\n    name: "{o}"\n    data_type: TYPE_FP32\n    dims: {dims([n])}\n  }}' for o, n in outputs.items())
-    return (
-        f'name: "{name}"\nplatform: "{platform}"\nmax_batch_size: {int(max_batch)}\n'
-        f'input [\n  {{\n    name: "clip"\n    data_type: TYPE_FP32\n    dims: {dims(clip_shape)}\n  }}\n]\n'
-        f"output [\n{outs}\n]\n"
-        f"dynamic_batching {{\n  preferred_batch_size: {dims(preferred)}\n  max_queue_delay_microseconds: 2000\n}}\n"
-        f"instance_group [\n  {{\n    count: 1\n    kind: {kind}\n  }}\n]\n"
-    )
+def model_config(name: str, platform: str, max_batch: int, clip_shape, outputs: dict[str, int], preferred: list[int], gpu: bool):
+    """Triton's ModelConfig message; dims exclude the batch dimension."""
+    try:
+        from tritonclient.grpc import model_config_pb2 as mc
+    except ImportError:
+        raise PRPError("--triton needs tritonclient's ModelConfig: pip install 'prp-deploy[triton]'") from None
+    config = mc.ModelConfig(name=name, platform=platform, max_batch_size=int(max_batch))
+    config.input.add(name="clip", data_type=mc.TYPE_FP32, dims=[int(d) for d in clip_shape])
+    for output, size in outputs.items():
+        config.output.add(name=output, data_type=mc.TYPE_FP32, dims=[int(size)])
+    config.dynamic_batching.preferred_batch_size.extend(preferred)
+    config.dynamic_batching.max_queue_delay_microseconds = 2000
+    kind = mc.ModelInstanceGroup.KIND_GPU if gpu else mc.ModelInstanceGroup.KIND_AUTO
+    config.instance_group.add(count=1, kind=kind)
+    return config
 
 
 def write_repository(export_dir: Path, name: str, clip_shape, outputs: dict[str, int], batch: tuple[int, int, int]) -> list[Path]:
     """Write the repository under export_dir/triton; returns the model folders written."""
-    root = export_dir / "triton"
+    from google.protobuf import text_format
+
     written = []
-    engines = [("onnx", "onnxruntime_onnx", "model.onnx", "KIND_AUTO"), ("trt", "tensorrt_plan", "model.plan", "KIND_GPU")]
-    for suffix, platform, artefact, kind in engines:
-        src = export_dir / artefact
-        if not src.exists():
+    for a in ARTIFACTS.values():
+        src = export_dir / a.file
+        if a.triton_platform is None or not src.exists():
             continue
-        model_dir = root / f"{name}_{suffix}"
-        (model_dir / "1").mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, model_dir / "1" / artefact)
+        model_name = f"{name}_{a.name.replace('-', '_')}"
+        model_dir = export_dir / "triton" / model_name
         preferred = sorted({b for b in (batch[1], batch[2]) if b >= 1})
-        (model_dir / "config.pbtxt").write_text(config_pbtxt(f"{name}_{suffix}", platform, batch[2], clip_shape, outputs, preferred, kind))
+        config = model_config(model_name, a.triton_platform, batch[2], clip_shape, outputs, preferred, a.needs_gpu)
+        (model_dir / "1").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, model_dir / "1" / a.file)
+        atomic_write(model_dir / "config.pbtxt", text_format.MessageToString(config))
         written.append(model_dir)
     return written

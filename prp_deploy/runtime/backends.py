@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import PRPError
+from .artifacts import Artifact, choose, for_path
 
 
 class Backend(Protocol):
@@ -45,7 +46,7 @@ class OnnxRuntimeBackend:
             self.session = ort.InferenceSession(str(path), so, providers=providers)
         except Exception as e:
             raise PRPError(f"{path}: onnxruntime cannot load it ({str(e).splitlines()[0][:160]})") from None
-        self.name = f"onnxruntime-{device}"
+        self.name, self.path = f"onnxruntime-{device}", Path(path)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise PRPError(f"{path}: expected one input (clip), found {[i.name for i in inputs]}")
@@ -99,7 +100,7 @@ class TensorRTBackend:
         _, _, max_shape = self.engine.get_tensor_profile_shape(self.input_name, 0)
         self.max_batch = int(max_shape[0])
         self.clip_shape = tuple(int(s) for s in max_shape[1:])
-        self.name = "tensorrt"
+        self.name, self.path = "tensorrt", plan
         self.stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._buffers: dict[str, tuple[int, int]] = {}  # name → (device pointer, bytes)
         for n in names:
@@ -164,29 +165,39 @@ def check_backend_matches(backend, info) -> None:
         raise PRPError(f"model metadata promises outputs {missing} that the graph does not have ({list(backend.outputs)}); re-export the model")
 
 
-def open_backend(model: str | Path, backend: str = "auto") -> Backend:
-    """A backend for `model` (an export folder, a .onnx or a .plan): auto = TensorRT, then ONNX Runtime CUDA, then CPU."""
-    model = Path(model)
-    plan = model if model.suffix == ".plan" else (model / "model.plan" if model.is_dir() else None)
-    onnx = model if model.suffix == ".onnx" else (model / "model.onnx" if model.is_dir() else None)
-    if backend == "tensorrt":
-        if plan is None or not plan.exists():
-            raise PRPError(f"{model}: no model.plan; build one with `prp-deploy export --trt`")
-        return TensorRTBackend(plan)
-    if backend in ("onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda"):
-        if onnx is None or not onnx.exists():
-            raise PRPError(f"{model}: no model.onnx")
-        return OnnxRuntimeBackend(onnx, "cuda" if backend == "onnxruntime-cuda" else "cpu")
-    if backend != "auto":
-        raise PRPError(f"unknown backend {backend!r}; expected auto, tensorrt or onnxruntime")
-    if plan is not None and plan.exists():
-        try:
-            return TensorRTBackend(plan)
-        except PRPError:
-            pass  # no TensorRT here, or an engine for another GPU: fall through to ONNX Runtime
-    if onnx is None or not onnx.exists():
-        raise PRPError(f"{model}: neither model.plan nor model.onnx")
-    import onnxruntime as ort
+def open_artifact(path: Path, artifact: Artifact, device: str = "auto") -> Backend:
+    """The backend class of `artifact`'s engine on `path`. ONNX Runtime takes CUDA when its
+    CUDA provider is here (device auto), else the CPU."""
+    if artifact.engine == "tensorrt":
+        return TensorRTBackend(path)
+    if device == "auto":
+        import onnxruntime as ort
 
-    device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
-    return OnnxRuntimeBackend(onnx, device)
+        device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+    return OnnxRuntimeBackend(path, device)
+
+
+def open_backend(model: str | Path, backend: str = "auto", precision: str | None = None) -> Backend:
+    """A backend for `model` (an export folder, or one model file) from the artefact table:
+    backend auto tries its rows in order (the TensorRT engine, then ONNX Runtime) and falls
+    through one that cannot run here; a named backend must run or say why."""
+    model = Path(model)
+    if not model.exists():
+        raise PRPError(f"{model}: no such model")
+    if backend == "onnxruntime-cpu":
+        backend, device = "onnxruntime", "cpu"
+    elif backend == "onnxruntime-cuda":
+        backend, device = "onnxruntime", "cuda"
+    else:
+        device = "auto"
+    if not model.is_dir():
+        return open_artifact(model, for_path(model), device)
+    rows = choose(model, backend, precision)
+    if backend != "auto":
+        return open_artifact(model / rows[0].file, rows[0], device)
+    for row in rows[:-1]:
+        try:
+            return open_artifact(model / row.file, row, device)
+        except PRPError:
+            continue  # e.g. no TensorRT here, or an engine built for another GPU: the next row
+    return open_artifact(model / rows[-1].file, rows[-1], device)

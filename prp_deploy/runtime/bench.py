@@ -16,7 +16,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import PRPError
-from .backends import OnnxRuntimeBackend, TensorRTBackend
+from .artifacts import ARTIFACTS
+from .backends import open_artifact
 from .model_info import read_model_info
 from .run import RunOptions, stream_records
 from .stream import StreamStats
@@ -35,13 +36,14 @@ def matmul_peak_gflops(n: int = 1024, seconds: float = 1.0) -> float:
 
 
 def _backends(model: Path, wanted: list[str], extra: dict):
+    """The artefact table's rows asked for (auto: every artefact in the folder), then the caller's extras."""
     auto = wanted == ["auto"]
-    if auto or "onnxruntime" in wanted:
-        yield "onnxruntime", lambda: OnnxRuntimeBackend(model / "model.onnx")
-    if (auto and (model / "model_fp16.onnx").exists()) or "onnxruntime-fp16" in wanted:
-        yield "onnxruntime-fp16", lambda: OnnxRuntimeBackend(model / "model_fp16.onnx")
-    if (auto and (model / "model.plan").exists()) or "tensorrt" in wanted:
-        yield "tensorrt", lambda: TensorRTBackend(model / "model.plan")
+    unknown = [w for w in wanted if w != "auto" and w not in ARTIFACTS and w not in extra]
+    if unknown:
+        raise PRPError(f"unknown backend {unknown[0]!r}; expected auto or a comma list of {', '.join([*ARTIFACTS, *extra])}")
+    for a in ARTIFACTS.values():
+        if (auto and (model / a.file).exists()) or a.name in wanted:
+            yield a.name, lambda a=a: open_artifact(model / a.file, a)
     for name, make in extra.items():  # e.g. torch, brought by the caller (the runtime imports no torch)
         if auto or name in wanted:
             yield name, make
@@ -95,7 +97,7 @@ def bench(model: Path, backends: list[str], batches: list[int], iters: int, vide
         from ..data.video import probe
 
         video = max(sorted((default_dataset() / "UCF-101").rglob("*.avi")), key=lambda p: probe(p).frame_count)
-    first = "tensorrt" if "tensorrt" in engines else next(iter(engines))
+    first = next((a for a in ARTIFACTS if a in engines), next(iter(engines)))  # the table's order: fastest first
     engine, batch = engines[first], max(batches)
     # Pure inference of exactly the windows the run makes, then the run itself.
     stats = StreamStats()

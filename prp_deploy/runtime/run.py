@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..errors import PRPError
+from ..rundir import newest_export
 from .backends import check_backend_matches, open_backend
 from .model_info import ModelInfo, read_model_info
 from .outputs import FeatureWriter, JsonlWriter, OverlayWriter
@@ -38,12 +39,9 @@ def find_model(model: str | Path | None, say: Callable[[str], None]) -> Path:
     """--model, else the newest export under runs/ (and say which)."""
     if model is not None:
         return Path(model)
-    runs = Path.cwd() / "runs"
-    found = sorted(runs.glob("*/export/model.json"), key=lambda p: p.stat().st_mtime) if runs.exists() else []
-    if not found:
-        raise PRPError("no exported model under runs/: make one with `prp-deploy train` then `prp-deploy export`, or pass --model")
-    say(f"using the newest export: {found[-1].parent}")
-    return found[-1].parent
+    found = newest_export()
+    say(f"using the newest export: {found}")
+    return found
 
 
 def resolve_sample_rate(opt, info: ModelInfo, fps: float, say) -> int:
@@ -137,7 +135,8 @@ class _Tapped:
 
 def run(source: str, model: str | Path | None = None, backend: str = "auto", opts: RunOptions = RunOptions(),
         out: Path | None = None, features: Path | None = None, overlay: Path | None = None,
-        say: Callable[[str], None] = lambda s: None, reference: Callable[[Path], tuple] | None = None) -> dict:
+        say: Callable[[str], None] = lambda s: None, reference: Callable[[Path], tuple] | None = None,
+        precision: str | None = None) -> dict:
     """Run `source` through the model, writing JSONL (stdout or `out`), features and overlay; returns the summary.
 
     `backend="torch"` needs `reference`, a function model path → (ModelInfo, backend) that
@@ -151,7 +150,7 @@ def run(source: str, model: str | Path | None = None, backend: str = "auto", opt
         info, engine = reference(model_path)
     else:
         info = read_model_info(model_path)
-        engine = open_backend(model_path, backend)
+        engine = open_backend(model_path, backend, precision)
         check_backend_matches(engine, info)
     say(f"model {model_path} ({info.kind}, {len(info.classes)} classes) on {engine.name}")
     if features is not None and opts.task == "recognize":

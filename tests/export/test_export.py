@@ -18,8 +18,7 @@ from prp_deploy.export.pipeline import ExportOptions, export
 from prp_deploy.models import ActionRecognizer, EncoderConfig, build_encoder
 from prp_deploy.runtime.backends import OnnxRuntimeBackend
 from prp_deploy.runtime.model_info import read_model_info
-from prp_deploy.training.checkpoint import save_checkpoint
-from prp_deploy.training.config import build_config
+from tests.runs import make_run
 
 CLASSES = ["SlideRight", "SlideLeft", "SlideUp"]
 
@@ -30,27 +29,11 @@ def tiny_data(tmp_path_factory):
     return write_synthetic(root, SynthSpec(classes=3, groups=3, clips_per_group=2, width=64, height=48, min_frames=20, max_frames=30))
 
 
-def make_run(root: Path, data: Path, backbone: str, seed: int = 0) -> Path:
-    """A run folder with a finetune checkpoint as training writes it (random weights, real BN statistics)."""
-    cfg = build_config("tiny", None, {"model": {"backbone": backbone, "width": 0.125},
-                                      "data": {"data": str(data), "dataset": "ucf101", "short_side": 40, "frames": 8, "crop": 32}})
-    torch.manual_seed(seed)
-    model = ActionRecognizer(build_encoder(cfg.model), len(CLASSES))
-    model.train()
-    with torch.no_grad():  # give BatchNorm non-trivial running statistics, so folding is really tested
-        for _ in range(3):
-            model(torch.rand(4, 3, 8, 32, 32) * 2)
-    state = {"encoder": cfg.model.to_dict(), "model": model.state_dict(), "stage": "finetune", "classes": CLASSES,
-             "preprocess": {"short_side": 40, "crop": 32, "frames": 8, "sample_rate": 1, "mean": [0, 0, 0], "std": [1, 1, 1]},
-             "train_fps": 25.0, "config": cfg.to_dict(), "epoch": 1}
-    save_checkpoint(state, root / "finetune" / "best.pt")
-    return root
-
-
 def quiet(_):
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", ["c3d", "r3d", "r21d"])
 def test_fp32_and_fp16_parity_pass_on_real_clips(backbone, tiny_data, tmp_path):
     run = make_run(tmp_path / "run", tiny_data, backbone)
@@ -107,6 +90,7 @@ def cli(*args):
     return subprocess.run([sys.executable, "-m", "prp_deploy", *args], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_corrupted_export_is_caught_with_a_non_zero_exit(tiny_data, tmp_path):
     run = make_run(tmp_path / "run", tiny_data, "r3d")
     r = cli("export", str(run), "--parity-clips", "6")
@@ -129,6 +113,7 @@ def test_comparing_nothing_fails():
     assert not c.passed and c.stats["error"] == "nothing compared"
 
 
+@pytest.mark.slow
 def test_bad_sources_are_clear_errors(tiny_data, tmp_path):
     r = cli("export", str(tmp_path / "nope"))
     assert r.returncode == 1 and "no such run folder or checkpoint" in r.stderr and "Traceback" not in r.stderr
@@ -143,6 +128,7 @@ def test_bad_sources_are_clear_errors(tiny_data, tmp_path):
     assert r.returncode == 1 and "MIN <= OPT <= MAX" in r.stderr
 
 
+@pytest.mark.slow
 def test_trt_without_tensorrt_writes_onnx_then_exits_2(tiny_data, tmp_path):
     pytest.importorskip("onnxruntime")
     try:
@@ -180,7 +166,7 @@ def test_triton_repository_parses_as_model_config(tiny_data, tmp_path):
     model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
     run = make_run(tmp_path / "run", tiny_data, "r3d")
     export(run, ExportOptions(parity_clips=4, triton=True, batch=(1, 4, 16)), say=quiet)
-    model_dir = run / "export" / "triton" / "prp_r3d_recognizer_onnx"
+    model_dir = run / "export" / "triton" / "prp_r3d_recognizer_onnxruntime"
     cfg = text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     assert cfg.name == model_dir.name and cfg.platform == "onnxruntime_onnx" and cfg.max_batch_size == 16
     assert [(i.name, list(i.dims)) for i in cfg.input] == [("clip", [3, 8, 32, 32])]
@@ -189,15 +175,10 @@ def test_triton_repository_parses_as_model_config(tiny_data, tmp_path):
     assert (model_dir / "1" / "model.onnx").read_bytes() == (run / "export" / "model.onnx").read_bytes()
 
 
+@pytest.mark.slow
 def test_pretrained_encoder_exports_features_only(tiny_data, tmp_path):
     """--from pretrain ships the encoder alone: features, no logits, and the runtime serves it."""
-    from prp_deploy.models import PRPModel
-
-    cfg = build_config("tiny", None, {"model": {"backbone": "r3d", "width": 0.125},
-                                      "data": {"data": str(tiny_data), "dataset": "ucf101", "short_side": 40, "frames": 8, "crop": 32}})
-    model = PRPModel(build_encoder(cfg.model), num_rates=4, rec_rate=2, width=0.125)
-    save_checkpoint({"encoder": cfg.model.to_dict(), "model": model.state_dict(), "stage": "pretrain", "config": cfg.to_dict(),
-                     "objective": "dgp", "intervals": [1, 2, 4, 8], "rec_rate": 2}, tmp_path / "run" / "pretrain" / "best.pt")
+    make_run(tmp_path / "run", tiny_data, "r3d", stage="pretrain")
     result = export(tmp_path / "run", ExportOptions(stage="pretrain", parity_clips=4, fp16=True), say=quiet)
     assert result.report.passed
     info = read_model_info(tmp_path / "run" / "export")
@@ -210,3 +191,33 @@ def test_pretrained_encoder_exports_features_only(tiny_data, tmp_path):
     assert np.load(tmp_path / "f.npy").shape[1] == info.feature_dim
     r = cli("run", str(video), "--model", str(tmp_path / "run" / "export"))
     assert r.returncode == 1 and "features only" in r.stderr
+
+
+def test_model_json_carries_the_checkpoints_config_hash(tiny_data, tmp_path):
+    """Export reads the hash the run recorded; it never recomputes one from a config."""
+    import yaml
+
+    run = make_run(tmp_path / "run", tiny_data, "r3d")
+    export(run, ExportOptions(parity_clips=4), say=quiet)
+    recorded = yaml.safe_load((run / "config.yaml").read_text())["config_hash"]
+    assert read_model_info(run / "export").raw["config_hash"] == recorded and len(recorded) == 12
+
+
+@pytest.mark.slow
+def test_precision_picks_the_artefact_from_the_table(tiny_data, tmp_path):
+    from prp_deploy.runtime.backends import open_backend
+
+    run = make_run(tmp_path / "run", tiny_data, "r3d")
+    export(run, ExportOptions(parity_clips=4), say=quiet)
+    with pytest.raises(PRPError, match="no fp16 model"):
+        open_backend(run / "export", "auto", "fp16")
+    export(run, ExportOptions(parity_clips=4, fp16=True), say=quiet)
+    fp16, fp32 = open_backend(run / "export", "onnxruntime", "fp16"), open_backend(run / "export", "auto")
+    assert fp16.path.name == "model_fp16.onnx" and fp32.path.name == "model.onnx"
+    r = cli("run", str(next((tiny_data / "UCF-101").rglob("*.avi"))), "--model", str(run / "export"), "--precision", "fp16",
+            "--out", str(tmp_path / "w.jsonl"))
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(PRPError, match="no tensorrt model"):
+        open_backend(run / "export", "tensorrt")
+    r = cli("bench", "--model", str(run / "export"), "--backends", "onnxruntime,tflite")
+    assert r.returncode == 2 and "'tflite' is not one of" in r.stderr

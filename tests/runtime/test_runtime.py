@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from prp_deploy.data.clips import DecodedFrames
-from prp_deploy.data.preprocess import eval_clip
+from prp_deploy.data.preprocess import Preprocess
 from prp_deploy.data.sampling import clip_indices
 from prp_deploy.data.synth import SynthSpec, write_synthetic
 from prp_deploy.errors import PRPError
@@ -25,7 +25,7 @@ from prp_deploy.runtime.run import RunOptions, stream_records
 from prp_deploy.runtime.sources import FrameReader, parse_source
 from prp_deploy.runtime.stream import windows
 from tests.conftest import index_frame, shared_clips, write_video
-from tests.export.test_export import make_run
+from tests.runs import make_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,7 +54,7 @@ def test_window_at_f_is_the_evaluation_clip_at_f(exported):
     for w in (wins[0], wins[7], wins[-1]):
         idx, _ = clip_indices(w.start_frame, info.preprocess.frames, 2, n)
         frames = DecodedFrames(info.preprocess.short_side).read(video, idx)
-        ref = eval_clip(frames, info.preprocess)
+        ref = info.preprocess.clip(frames)
         np.testing.assert_array_equal(w.tensor(info), ref)  # bit-identical input
         np.testing.assert_allclose(backend.run(w.tensor(info)[None])["logits"], backend.run(ref[None])["logits"], atol=1e-5)
     assert wins[1].start_frame == 5 and wins[0].end_frame == (info.preprocess.frames - 1) * 2 + 1
@@ -72,8 +72,8 @@ def test_run_writes_jsonl_features_and_overlay(exported, tmp_path):
     assert records[0]["end_s"] == pytest.approx(8 / 25.0)
     f = np.load(feats)
     assert f.shape == (len(records), read_model_info(exported).feature_dim) and f.dtype == np.float32
-    index = json.loads(feats.with_suffix(".json").read_text())
-    assert index["rows"] == len(records) and index["windows"][3]["start_frame"] == records[3]["start_frame"]
+    index = [json.loads(line) for line in feats.with_suffix(".jsonl").read_text().splitlines()]
+    assert len(index) == len(records) and index[3]["start_frame"] == records[3]["start_frame"]
     cap = cv2.VideoCapture(str(ov))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 130
     assert "video:" in r.stderr and "windows/s" in r.stderr and "p95" in r.stderr and "dropped frames 0" in r.stderr
@@ -92,7 +92,10 @@ def test_recognizer_api_matches_the_stream(exported):
     assert top[0]["score"] == pytest.approx(records[0]["top"][0]["score"], abs=1e-5)
     assert rec.features(frames).shape == (read_model_info(exported).feature_dim,)
     short = rec.predict(frames[:3])  # fewer frames are padded by repeating the last
-    assert len(short) == 3
+    padded = rec.predict(frames[:3] + [frames[2]] * (rec.window_frames - 3))
+    assert [(t["label"], round(t["score"], 5)) for t in short] == [(t["label"], round(t["score"], 5)) for t in padded]
+    np.testing.assert_array_equal(rec.clip(frames[:3]), rec.clip(frames[:3] + [frames[2]] * (rec.window_frames - 3)))
+    assert not np.array_equal(rec.clip(frames[:3]), rec.clip(frames))  # the padding is really there
     with pytest.raises(PRPError, match="uint8"):
         rec.predict([np.zeros((10, 10), np.float32)])
 
@@ -201,6 +204,7 @@ def _cpp_toolchain() -> bool:
         Path("/usr/include/opencv4/opencv2/dnn.hpp").exists() or Path("/usr/local/include/opencv4/opencv2/dnn.hpp").exists())
 
 
+@pytest.mark.slow
 def test_cpp_example_matches_python_top1(exported, tmp_path):
     if not _cpp_toolchain():
         if os.environ.get("CI") == "true":

@@ -1,0 +1,69 @@
+"""The one table of exported artefacts. Export builds from it, parity judges by it, and
+`run --backend/--precision`, `bench`, Triton and the CLI's choices read it.
+
+Adding a backend: one row here (and its backend class in `backends.py` if it is a new
+engine); export builds a row's file from its `source` artefact with the builder named
+by the row in `prp_deploy/export/build.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import PRPError
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str  # what --backend / bench call it
+    file: str  # its file in an export folder
+    precision: str  # fp32 | fp16: the math inside (inputs and outputs are float32 always)
+    engine: str  # the runtime backend class that runs it: onnxruntime | tensorrt
+    needs_gpu: bool
+    parity: str  # the parity rule it is judged by (export/parity.py): fp32 (elementwise) | fp16 (cosine, top-1)
+    triton_platform: str | None  # Triton's platform for it; None: not served by Triton
+    source: str | None  # the artefact it is built from; None: from the PyTorch model
+    auto: bool  # whether backend "auto" may pick it (in table order)
+
+
+ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
+    Artifact("tensorrt", "model.plan", "fp16", "tensorrt", True, "fp16", "tensorrt_plan", "onnxruntime-fp16", True),
+    Artifact("onnxruntime", "model.onnx", "fp32", "onnxruntime", False, "fp32", "onnxruntime_onnx", None, True),
+    Artifact("onnxruntime-fp16", "model_fp16.onnx", "fp16", "onnxruntime", False, "fp16", None, "onnxruntime", False),
+)}
+ENGINES = tuple(dict.fromkeys(a.engine for a in ARTIFACTS.values()))
+PRECISIONS = tuple(dict.fromkeys(a.precision for a in ARTIFACTS.values()))
+
+
+def by_file(name: str) -> Artifact | None:
+    return next((a for a in ARTIFACTS.values() if a.file == name), None)
+
+
+def for_path(path: Path) -> Artifact:
+    """The row of a model file: by its export name, else by suffix (a user's own `x.onnx` runs as FP32 ONNX)."""
+    a = by_file(path.name) or next((a for a in ARTIFACTS.values() if Path(a.file).suffix == path.suffix and a.source is None), None)
+    a = a or next((a for a in ARTIFACTS.values() if Path(a.file).suffix == path.suffix), None)
+    if a is None:
+        raise PRPError(f"{path}: not a model file this runtime knows ({', '.join(sorted({Path(a.file).suffix for a in ARTIFACTS.values()}))})")
+    return a
+
+
+def choose(export_dir: Path, engine: str = "auto", precision: str | None = None) -> list[Artifact]:
+    """The artefacts of an export folder to try, in table order, for `engine` and `precision`.
+
+    engine auto without a precision: the rows marked auto (the FP16 engine, then FP32 ONNX;
+    never a reduced precision on a CPU unasked). Only files present are returned.
+    """
+    if engine != "auto" and engine not in ENGINES:
+        raise PRPError(f"unknown backend {engine!r}; expected auto, {', '.join(ENGINES)}")
+    if precision is not None and precision not in PRECISIONS:
+        raise PRPError(f"unknown precision {precision!r}; expected {', '.join(PRECISIONS)}")
+    rows = [a for a in ARTIFACTS.values()
+            if (a.engine == engine if engine != "auto" else (a.auto or precision is not None)) and precision in (None, a.precision)]
+    present = [a for a in rows if (Path(export_dir) / a.file).exists()]
+    if not present:
+        wanted = " ".join(x for x in (engine, precision) if x and x != "auto") or "runnable"
+        raise PRPError(f"{export_dir}: no {wanted} model (looked for {', '.join(a.file for a in rows) or 'nothing: no artefact is both'}); "
+                       "build it with `prp-deploy export` (--fp16, --trt)")
+    return present
