@@ -1,6 +1,5 @@
-"""The `prp-deploy` command. It only parses and calls: each command is a thin wrapper over a
-plain function that tests call directly. A PRPError becomes one line on stderr and exit 1.
-"""
+"""The `prp-deploy` command: it only parses and calls plain functions that tests call directly.
+A PRPError becomes one line on stderr and exit 1."""
 
 from __future__ import annotations
 
@@ -11,7 +10,14 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .data.commands import data
 from .errors import PRPError
+from .models.registry import BACKBONES, DEPTHS
+from .runtime.artifacts import ARTIFACTS, ENGINES, PRECISIONS
+
+
+# What the [train] extra brings: a command that needs one of these says so in one line.
+TRAIN_EXTRA = {"torch", "yaml", "cattrs", "onnx", "onnxscript", "matplotlib", "tensorboard"}
 
 
 class _Group(click.Group):
@@ -23,6 +29,13 @@ class _Group(click.Group):
         except PRPError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
+        except ModuleNotFoundError as e:
+            missing = (e.name or "").split(".")[0]
+            if missing not in TRAIN_EXTRA:
+                raise
+            click.echo(f"error: `prp-deploy {ctx.invoked_subcommand}` needs {missing}, which comes with training and export: "
+                       "pip install 'prp-deploy[train]'", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -32,10 +45,25 @@ def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def _progress(total: int, desc: str):
-    from tqdm import tqdm
+class CommaList(click.ParamType):
+    """`1,2,4,8` → (1, 2, 4, 8); with `choices`, `a,b` → ("a", "b") checked against them."""
 
-    return tqdm(total=total, desc=desc, unit="video", disable=None, file=sys.stderr, leave=False)
+    name = "list"
+
+    def __init__(self, item=int, choices: tuple[str, ...] | None = None):
+        self.item, self.choices = item, choices
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            items = tuple(self.item(v.strip()) for v in str(value).split(",") if v.strip())
+        except ValueError:
+            self.fail(f"wants a comma list of {self.item.__name__}s, got {value!r}", param, ctx)
+        bad = [v for v in items if self.choices is not None and v not in self.choices]
+        if not items or bad:
+            self.fail(f"{bad[0] if bad else value!r} is not one of {', '.join(self.choices or ())}" if bad else "is empty", param, ctx)
+        return items
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,97 +72,7 @@ def main():
     """PRP video models: self-supervised training, ONNX/TensorRT export, streaming inference."""
 
 
-@main.group(cls=_Group)
-def data():
-    """Datasets: generate the built-in one, inspect one, fill the frame cache."""
-
-
-_data_option = click.option("--data", "data_root", type=click.Path(path_type=Path), default=None, help="Dataset root (default: the built-in synthetic dataset).")
-_dataset_option = click.option("--dataset", type=click.Choice(["ucf101", "hmdb51", "folder"]), default=None, help="Layout of --data.")
-_split_option = click.option("--split", type=click.IntRange(1, 3), default=1, show_default=True, help="Train/test split.")
-_workers_option = click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Decoding processes.")
-
-
-@data.command("synth")
-@click.argument("out", type=click.Path(path_type=Path))
-@click.option("--classes", type=int, default=None, help="Motion classes, 2-8  [default: 8, as the built-in data]")
-@click.option("--groups", type=int, default=None, help="Groups per class (a multiple of 3: one third tests each split)  [default: 6]")
-@click.option("--clips-per-group", type=int, default=None, help="[default: 12]")
-@click.option("--size", default=None, help="Frame size WxH  [default: 48x36, the size the tiny preset reads]")
-@click.option("--frames", "frame_range", default=None, help="Frames per video, MIN:MAX  [default: 72:120]")
-@click.option("--seed", type=int, default=0, show_default=True)
-def data_synth(out, classes, groups, clips_per_group, size, frame_range, seed):
-    """Write the synthetic motion dataset (UCF101 layout) to OUT; the defaults make the built-in dataset."""
-    from dataclasses import replace
-
-    from .data.synth import SynthSpec, write_synthetic
-
-    base = SynthSpec()  # one home for the defaults: the built-in dataset's spec
-    try:
-        w, h = (int(v) for v in size.lower().split("x")) if size else (base.width, base.height)
-        lo, hi = (int(v) for v in frame_range.split(":")) if frame_range else (base.min_frames, base.max_frames)
-    except ValueError:
-        raise PRPError(f"--size wants WxH and --frames MIN:MAX, got {size!r} and {frame_range!r}") from None
-    given = {k: v for k, v in dict(classes=classes, groups=groups, clips_per_group=clips_per_group).items() if v is not None}
-    spec = replace(base, **given, width=w, height=h, min_frames=lo, max_frames=hi, seed=seed)
-    root = write_synthetic(out, spec)
-    n = spec.classes * spec.groups * spec.clips_per_group
-    click.echo(f"wrote {n} videos of {spec.classes} classes to {root} (use: --data {root} --dataset ucf101)")
-
-
-@data.command("info")
-@_data_option
-@_dataset_option
-@_split_option
-@_workers_option
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def data_info(data_root, dataset, split, workers, as_json):
-    """Classes, videos per split, frame counts; unreadable files named one per line."""
-    from .data.tasks import all_videos, describe, resolve_index
-
-    index = resolve_index(data_root, dataset, split, _say)
-    with _progress(len(all_videos(index)), "decoding") as bar:
-        report = describe(index, workers, lambda: bar.update(1))
-    s = report.summary()
-    if as_json:
-        click.echo(json.dumps({**s, "unreadable": report.unreadable}, indent=2))
-    else:
-        click.echo(f"dataset   {s['dataset']} at {s['root']} (split {s['split']})")
-        click.echo(f"classes   {s['classes']} ({s['videos_per_class_min']}-{s['videos_per_class_max']} videos each)")
-        click.echo(f"videos    {s['train_videos']} train, {s['test_videos']} test")
-        click.echo(f"frames    {s['frames_total']} in {s['readable_videos']} readable videos (min {s['frames_min']}, median {s['frames_median']}, max {s['frames_max']})")
-        for note in s["notes"]:
-            click.echo(f"note      {note}")
-        click.echo(f"unreadable {s['unreadable_videos']}")
-        for path, why in sorted(report.unreadable.items()):
-            click.echo(f"  {path}: {why}")
-
-
-@data.command("prepare")
-@_data_option
-@_dataset_option
-@_split_option
-@_workers_option
-@click.option("--format", "fmt", type=click.Choice(["jpeg", "raw"]), default="jpeg", show_default=True, help="jpeg: small, lossy (training only); raw: uint8 arrays, large, fastest.")
-@click.option("--quality", type=click.IntRange(50, 100), default=90, show_default=True, help="JPEG quality.")
-@click.option("--short-side", type=click.IntRange(16), default=128, show_default=True, help="Frames are resized so their short side is this.")
-def data_prepare(data_root, dataset, split, workers, fmt, quality, short_side):
-    """Decode each video once into the frame cache that training reads."""
-    from .data.cache import FrameCache
-    from .data.tasks import all_videos, prepare, resolve_index
-
-    index = resolve_index(data_root, dataset, split, _say)
-    cache = FrameCache(short_side=short_side, fmt=fmt, quality=quality)
-    with _progress(len(all_videos(index)), "caching") as bar:
-        r = prepare(index, cache, workers, lambda: bar.update(1))
-    click.echo(
-        f"frame cache {r.cache_root}: {r.written} videos written, {r.already} already there, "
-        f"{r.frames} frames, {r.bytes / 2**20:.1f} MiB, {len(r.failed)} failed"
-    )
-    for path, why in sorted(r.failed.items()):
-        click.echo(f"  failed {path}: {why}")
-    if r.failed and not (r.written or r.already):
-        raise PRPError("no video could be cached")
+main.add_command(data)
 
 
 @main.command("train")
@@ -142,14 +80,14 @@ def data_prepare(data_root, dataset, split, workers, fmt, quality, short_side):
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=None, help="Dataset root (default: the built-in synthetic dataset).")
 @click.option("--dataset", type=click.Choice(["ucf101", "hmdb51", "folder"]), default=None)
 @click.option("--split", type=click.IntRange(1, 3), default=None)
-@click.option("--backbone", type=click.Choice(["c3d", "r3d", "r21d"]), default=None)
-@click.option("--depth", type=click.Choice(["10", "18"]), default=None)
+@click.option("--backbone", type=click.Choice(list(BACKBONES)), default=None)
+@click.option("--depth", type=click.Choice([str(d) for d in DEPTHS]), default=None)
 @click.option("--width", type=float, default=None, help="Channel multiplier (1.0 = the paper's network).")
 @click.option("--frames", type=int, default=None, help="Clip length T (a multiple of 8).")
 @click.option("--crop", type=int, default=None, help="Crop size (a multiple of 16).")
 @click.option("--short-side", type=int, default=None, help="Frames are resized to this short side before cropping.")
 @click.option("--objective", type=click.Choice(["dgp", "dp", "gp", "none"]), default=None, help="none = random init (the paper's baseline).")
-@click.option("--intervals", default=None, help="Playback rates S, e.g. 1,2,4,8.")
+@click.option("--intervals", type=CommaList(int), default=None, help="Playback rates S, e.g. 1,2,4,8.")
 @click.option("--rec-rate", type=click.Choice(["1", "2", "4"]), default=None, help="Reconstruction (slow-down) rate r.")
 @click.option("--motion-attention/--no-motion-attention", default=None)
 @click.option("--pretrain-epochs", type=click.IntRange(0), default=None)
@@ -163,7 +101,7 @@ def data_prepare(data_root, dataset, split, workers, fmt, quality, short_side):
 @click.option("--preset", type=click.Choice(["tiny", "paper"]), default=None, help="Default: tiny without --data, paper with it.")
 @click.option("--val-videos", type=click.IntRange(0), default=None, help="Held out of the training list (capped at 15 %).")
 @click.option("--labels-per-class", type=click.IntRange(1), default=None,
-              help="Finetune on this many labelled training videos per class; the rest stay unlabelled (tiny preset: 8).")
+              help="Finetune on this many labelled training videos per class; the rest stay unlabelled (tiny preset: 16).")
 @click.option("--label-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Finetune on this fraction of each class's training videos (1 = every label).")
 @click.option("--subtract-mean/--no-subtract-mean", default=None,
@@ -176,24 +114,22 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
     """Pretrain with PRP, finetune for action recognition, evaluate (recognition, retrieval, pretext)."""
     from dataclasses import replace
 
+    from .rundir import newest_run
     from .training.config import build_config, load_run_config
     from .training.loop import Interrupted
-    from .training.pipeline import newest_run, train
+    from .training.pipeline import train
 
     def given(**kw):
         return {k: v for k, v in kw.items() if v is not None}
 
     if labels_per_class is not None and label_fraction is not None:
         raise PRPError("give --labels-per-class or --label-fraction, not both")
-    budget = {}  # one label budget replaces the other
-    if labels_per_class is not None:
-        budget = {"labels_per_class": labels_per_class, "label_fraction": None}
-    elif label_fraction is not None:
-        budget = {"labels_per_class": None, "label_fraction": label_fraction}
+    budget = {"labels_per_class": labels_per_class, "label_fraction": label_fraction}  # one label budget replaces the other
+    budget = budget if labels_per_class is not None or label_fraction is not None else {}
     overrides = {
         "model": given(backbone=backbone, depth=int(depth) if depth else None, width=width, subtract_mean=subtract_mean),
-        "data": given(data=str(data_root) if data_root else None, dataset=dataset, split=split, frames=frames, crop=crop,
-                      short_side=short_side, workers=workers, val_videos=val_videos),
+        "data": {**given(data=str(data_root) if data_root else None, dataset=dataset, split=split, workers=workers, val_videos=val_videos),
+                 **({"preprocess": p} if (p := given(frames=frames, crop=crop, short_side=short_side)) else {})},
         "pretrain": given(objective=objective, intervals=intervals, rec_rate=int(rec_rate) if rec_rate else None,
                           motion_attention=motion_attention, epochs=pretrain_epochs, batch_size=batch_size),
         "finetune": {**given(epochs=finetune_epochs, batch_size=batch_size), **budget},
@@ -203,7 +139,6 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
     if resume:
         out = out or newest_run()
         cfg = load_run_config(out)
-        # Only what does not change the result may differ on resume.
         # Only what does not change the result so far may differ on resume: device, workers, and more epochs.
         cfg = replace(
             cfg,
@@ -229,8 +164,8 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
 @click.option("--from", "stage", type=click.Choice(["finetune", "pretrain"]), default="finetune", show_default=True,
               help="finetune: the action recogniser; pretrain: the pretrained encoder's features.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Export folder (default RUN/export).")
-@click.option("--fp16", is_flag=True, help="Also write model_fp16.onnx (FP16 weights and math, FP32 I/O).")
-@click.option("--trt", is_flag=True, help="Also build an FP16 TensorRT engine model.plan (implies --fp16).")
+@click.option("--fp16", is_flag=True, help=f"Also write {ARTIFACTS['onnxruntime-fp16'].file} (FP16 weights and math, FP32 I/O).")
+@click.option("--trt", is_flag=True, help=f"Also build an FP16 TensorRT engine {ARTIFACTS['tensorrt'].file} (implies --fp16).")
 @click.option("--batch", default="1:8:32", show_default=True, help="TensorRT optimisation profile MIN:OPT:MAX; Triton's max batch.")
 @click.option("--triton", is_flag=True, help="Also write a Triton model repository under OUT/triton.")
 @click.option("--parity-clips", type=click.IntRange(1), default=32, show_default=True)
@@ -257,21 +192,22 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
 @main.command("run")
 @click.argument("source")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="Export folder, .onnx or .plan (default: the newest export under runs/).")
-@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime", "torch"]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(["auto", *ENGINES, "torch"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None, help="Which artefact of the export (default: auto's choice, never a reduced precision on CPU).")
 @click.option("--task", type=click.Choice(["recognize", "features", "both"]), default="both", show_default=True)
 @click.option("--stride", type=click.IntRange(1), default=None, help="Source frames between window starts (default: half a window).")
 @click.option("--sample-rate", default=None, help="Take every K-th frame, or 'auto' (the model's rate scaled by source fps / training fps). Default: the model's.")
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--topk", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="JSONL file (default stdout).")
-@click.option("--features", "features_out", type=click.Path(path_type=Path), default=None, help="Per-window embeddings .npy (+ .json index).")
+@click.option("--features", "features_out", type=click.Path(path_type=Path), default=None, help="Per-window embeddings .npy (+ a .jsonl line per row).")
 @click.option("--overlay", type=click.Path(path_type=Path), default=None, help="Write the video with the top label drawn on it (.mp4).")
 @click.option("--live/--no-live", default=None, help="Drop frames to keep up with real time (default: on for webcams and RTSP).")
-def run_cmd(source, model, backend, task, stride, sample_rate, batch, topk, out, features_out, overlay, live):
+def run_cmd(source, model, backend, precision, task, stride, sample_rate, batch, topk, out, features_out, overlay, live):
     """Stream SOURCE (a video file, a webcam index such as 0, or a URL) through the model."""
     from .runtime.run import RunOptions, format_summary, run
 
-    if sample_rate is not None and sample_rate != "auto":
+    if sample_rate not in (None, "auto"):
         if not sample_rate.isdigit() or int(sample_rate) < 1:
             raise PRPError(f"--sample-rate wants a positive integer or auto, got {sample_rate!r}")
         sample_rate = int(sample_rate)
@@ -280,15 +216,16 @@ def run_cmd(source, model, backend, task, stride, sample_rate, batch, topk, out,
     opts = RunOptions(task=task, stride=stride, sample_rate=sample_rate, batch=batch, topk=topk, live=live)
     reference = None
     if backend == "torch":  # the debugging reference needs torch and the model code: imported only when asked
-        from .export.pipeline import torch_reference as reference
-    summary = run(source, model, backend, opts, out=out, features=features_out, overlay=overlay, say=_say, reference=reference)
+        from .export.torch_backend import torch_reference as reference
+    summary = run(source, model, backend, opts, out=out, features=features_out, overlay=overlay, say=_say, reference=reference, precision=precision)
     _say(format_summary(summary))
 
 
 @main.command("bench")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="Export folder (default: the newest under runs/).")
-@click.option("--backends", default="auto", show_default=True, help="Comma list of torch, onnxruntime, onnxruntime-fp16, tensorrt; auto = all that run here.")
-@click.option("--batch", "batches", default="1,8", show_default=True, help="Batch sizes, comma separated.")
+@click.option("--backends", type=CommaList(str, ("auto", *ARTIFACTS, "torch")), default="auto", show_default=True,
+              help=f"Comma list of {', '.join([*ARTIFACTS, 'torch'])}; auto = every artefact in the folder and torch.")
+@click.option("--batch", "batches", type=CommaList(int), default="1,8", show_default=True, help="Batch sizes, comma separated.")
 @click.option("--iters", type=click.IntRange(2), default=20, show_default=True)
 @click.option("--video", type=click.Path(path_type=Path), default=None, help="Video for the end-to-end run (default: a synthetic test video).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the results as JSON.")
@@ -297,20 +234,16 @@ def bench_cmd(model, backends, batches, iters, video, json_out):
     from .runtime.bench import bench, format_bench
     from .runtime.run import find_model
 
-    try:
-        sizes = [int(b) for b in batches.split(",")]
-    except ValueError:
-        raise PRPError(f"--batch wants comma-separated integers, got {batches!r}") from None
     model_dir = find_model(model, _say)
-    wanted = backends.split(",")
+    wanted = list(backends)
 
     def torch_backend():
-        from .export.pipeline import torch_reference  # torch only when the torch backend is benchmarked
+        from .export.torch_backend import torch_reference  # torch only when the torch backend is benchmarked
 
         return torch_reference(model_dir)[1]
 
     extra = {"torch": torch_backend} if wanted == ["auto"] or "torch" in wanted else {}
-    result = bench(model_dir, wanted, sizes, iters, video, say=_say, extra=extra)
+    result = bench(model_dir, wanted, list(batches), iters, video, say=_say, extra=extra)
     click.echo(format_bench(result))
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=2))

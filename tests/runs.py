@@ -1,0 +1,39 @@
+"""Run folders for export and runtime tests, made by the real `train` code path (tiny
+budgets), once per configuration and copied where a test wants one."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from prp_deploy.training.config import build_config
+from prp_deploy.training.pipeline import train
+
+_made: dict[tuple, Path] = {}
+_root = Path(tempfile.mkdtemp(prefix="prp-test-runs-"))
+
+
+def tiny_run_config(data: Path, backbone: str = "r3d", seed: int = 0, objective: str = "none"):
+    return build_config("tiny", None, {
+        "model": {"backbone": backbone, "width": 0.125},
+        "data": {"data": str(data), "dataset": "ucf101", "preprocess": {"short_side": 40, "frames": 8, "crop": 32}, "workers": 0,
+                 "use_cache": False},
+        "pretrain": {"objective": objective, "epochs": 1, "batch_size": 6, "clips_per_epoch": 12, "val_clips": 1},
+        "finetune": {"epochs": 1, "batch_size": 6, "clips_per_epoch": 12, "labels_per_class": None, "val_clips": 1},
+        "eval": {"clips": 2},
+        "seed": seed,
+    })
+
+
+def make_run(dest: Path, data: Path, backbone: str = "r3d", seed: int = 0, stage: str = "finetune") -> Path:
+    """A run folder as `prp-deploy train` leaves it: `finetune` (a recogniser trained from random
+    init, 2 steps) or `pretrain` (a DG-P encoder, 2 steps). Trained once per arguments."""
+    key = (str(data), backbone, seed, stage)
+    if key not in _made:
+        out = _root / f"{backbone}-{seed}-{stage}-{len(_made)}"
+        cfg = tiny_run_config(data, backbone, seed, "none" if stage == "finetune" else "dgp")
+        train(cfg, stage=stage, out=out, say=lambda s: None)
+        _made[key] = out
+    shutil.copytree(_made[key], dest)
+    return dest

@@ -1,0 +1,56 @@
+"""The install layers: a bare `pip install prp-deploy` is the runtime, with no torch.
+
+A fresh venv gets the package without extras; an export the suite made (with torch, here)
+runs there through `prp-deploy run` and `Recognizer`, torch is not importable there, and a
+command that needs training says which extra to install, in one line.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prp_deploy.data.synth import SynthSpec, write_synthetic
+from prp_deploy.export.pipeline import ExportOptions, export
+from tests.runs import make_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bare_install_runs_an_export_without_torch(tmp_path):
+    data = write_synthetic(tmp_path / "data", SynthSpec(classes=3, groups=3, clips_per_group=2, width=64, height=48, min_frames=20, max_frames=30))
+    run = make_run(tmp_path / "run", data, "r3d")
+    export(run, ExportOptions(parity_clips=4), say=lambda s: None)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    py, cli = venv / "bin" / "python", venv / "bin" / "prp-deploy"
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("PYTHONPATH", None)
+    pip = subprocess.run([str(py), "-m", "pip", "install", "-q", str(REPO)], capture_output=True, text=True, timeout=1200, env=env)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+
+    no_torch = subprocess.run([str(py), "-c", "import torch"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
+
+    video = next((data / "UCF-101").rglob("*.avi"))
+    r = subprocess.run([str(cli), "run", str(video), "--model", str(run / "export"), "--out", str(tmp_path / "w.jsonl")],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in (tmp_path / "w.jsonl").read_text().splitlines()]
+    assert records and all(len(rec["top"]) == 3 for rec in records)
+
+    code = (f"import sys, cv2; from prp_deploy import Recognizer; rec = Recognizer({str(run / 'export')!r}); "
+            f"cap = cv2.VideoCapture({str(video)!r}); frames = [cap.read()[1] for _ in range(rec.window_frames)]; "
+            "print(rec.predict(frames)[0]['label'], 'torch' in sys.modules)")
+    r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    label, torch_loaded = r.stdout.split()
+    assert label in {"SlideRight", "SlideLeft", "SlideUp"} and torch_loaded == "False"
+
+    r = subprocess.run([str(cli), "train"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 1 and len(lines) == 1 and "pip install 'prp-deploy[train]'" in lines[0], r.stderr
