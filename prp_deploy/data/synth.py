@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -165,7 +166,7 @@ def _render(motion: str, rng: np.random.Generator, bg: np.ndarray, n: int) -> li
     return frames
 
 
-def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
+def write_synthetic(out: Path, spec: SynthSpec = SynthSpec(), progress: Callable[[], None] = lambda: None) -> Path:
     """Write the dataset to `out` (created; must not exist or be empty) and return it."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -191,6 +192,7 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
                     writer.write(frame)
                 writer.release()
                 entries.append((rel, label, g))
+                progress()
     (lists / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
     per_split = spec.groups // 3
     for k in (1, 2, 3):
@@ -201,15 +203,19 @@ def write_synthetic(out: Path, spec: SynthSpec = SynthSpec()) -> Path:
     return out
 
 
-def default_dataset(spec: SynthSpec = SynthSpec()) -> Path:
-    """The built-in dataset under the user cache, generated on first use (atomically)."""
-    root = cache_dir() / "datasets" / f"synth-{spec.key()}"
+def default_dataset_root(spec: SynthSpec = SynthSpec()) -> Path:
+    return cache_dir() / "datasets" / f"synth-{spec.key()}"
+
+
+def default_dataset(spec: SynthSpec = SynthSpec(), progress: Callable[[], None] = lambda: None) -> Path:
+    """The built-in dataset under the user cache, generated on first use (atomically); `progress` is called per video written."""
+    root = default_dataset_root(spec)
     if (root / "synth.json").exists():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".synth-"))
     try:
-        write_synthetic(tmp / "data", spec)
+        write_synthetic(tmp / "data", spec, progress)
         try:
             os.replace(tmp / "data", root)
         except OSError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -13,7 +14,7 @@ import cv2
 from ..errors import PRPError, VideoError
 from .cache import FrameCache
 from .datasets import Video, VideoIndex, load_index
-from .synth import default_dataset
+from .synth import SynthSpec, default_dataset, default_dataset_root
 from .video import probe
 
 
@@ -22,7 +23,15 @@ def resolve_index(data: str | os.PathLike | None, dataset: str | None, split: in
     if data is None:
         if dataset not in (None, "ucf101"):
             raise PRPError(f"--dataset {dataset} needs --data ROOT (the built-in default dataset is in the ucf101 layout)")
-        root = default_dataset()
+        spec = SynthSpec()
+        if not (default_dataset_root(spec) / "synth.json").exists():
+            from tqdm import tqdm
+
+            say(f"generating the built-in synthetic dataset ({spec.classes * spec.groups * spec.clips_per_group} videos, once)")
+            with tqdm(total=spec.classes * spec.groups * spec.clips_per_group, desc="built-in dataset", unit="video", disable=None,
+                      leave=False, file=sys.stderr) as bar:
+                default_dataset(spec, lambda: bar.update(1))
+        root = default_dataset(spec)
         say(f"using the built-in synthetic dataset at {root}")
         return load_index(root, "ucf101", split)
     if dataset is None:
