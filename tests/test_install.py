@@ -51,6 +51,11 @@ def test_bare_install_runs_an_export_without_torch(tmp_path):
     label, torch_loaded = r.stdout.split()
     assert label in {"SlideRight", "SlideLeft", "SlideUp"} and torch_loaded == "False"
 
+    r = subprocess.run([str(cli), "bench", "--model", str(run / "export"), "--batch", "1", "--iters", "2", "--video", str(video)],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert r.returncode == 0 and "onnxruntime" in r.stdout and "end to end" in r.stdout, r.stderr
+    assert "torch unavailable" in r.stderr  # auto asks for the torch reference too, which needs the train extra
+
     r = subprocess.run([str(cli), "train"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 1 and len(lines) == 1 and "pip install 'prp-deploy[train]'" in lines[0], r.stderr

@@ -256,14 +256,15 @@ def _merged(base: dict, overrides: dict) -> dict:
 
 
 def _migrate(d: dict, where: str) -> dict:
-    """A config.yaml or YAML file of an older schema, in today's."""
-    version = d.pop("schema_version", SCHEMA_VERSION)
-    if version == 1 and isinstance(d.get("data"), dict):
+    """A config.yaml or YAML file of an older schema, in today's. A file without a
+    schema_version that puts the preprocessing keys in `data` is read as schema 1 did."""
+    version = d.pop("schema_version", None)
+    if version in (1, None) and isinstance(d.get("data"), dict):
         data = d["data"]
         moved = {k: data.pop(k) for k in ("short_side", "frames", "crop", "mean", "std") if k in data}
         if moved:
             data["preprocess"] = {**moved, **data.get("preprocess", {})}
-    elif version != SCHEMA_VERSION:
+    elif version not in (None, SCHEMA_VERSION):
         raise PRPError(f"{where}: schema_version {version} is not supported (expected {SCHEMA_VERSION})")
     for informational in ("config_hash", "versions"):  # a run's config.yaml carries these beside the config
         d.pop(informational, None)

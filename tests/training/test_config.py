@@ -102,7 +102,7 @@ def test_yaml_values_are_typed(tmp_path):
                           ("pretrain: {intervals: [1, 2, x]}", r"pretrain\.intervals\[2\]: expected an integer"),
                           ("pretrain: {lr: fast}", r"pretrain\.lr: expected a number, got 'fast'"),
                           ("data: {preprocess: {crop: 64, short_side: 48}}", r"data\.preprocess: crop 64 is larger"),
-                          ("data: {short_side: 48}", r"data: unknown key 'short_side'"),
+                          ("schema_version: 2\ndata: {short_side: 48}", r"data: unknown key 'short_side'"),
                           ("model: {backbone: i3d}", r"c\.yaml: unknown backbone 'i3d'"),
                           ("data: 5", r"c\.yaml: data: ")]:
         f.write_text(text)
@@ -115,6 +115,8 @@ def test_schema_1_configs_still_load(tmp_path):
     """config.yaml of runs made before the preprocessing spec moved into data.preprocess."""
     f = tmp_path / "c.yaml"
     f.write_text("schema_version: 1\npreset: tiny\ndata: {short_side: 48, crop: 32, frames: 8}\n")
+    assert build_config(None, f, {}).data.preprocess.short_side == 48
+    f.write_text("data: {short_side: 48, crop: 32, frames: 8}\n")  # a hand-written file without a version
     assert build_config(None, f, {}).data.preprocess.short_side == 48
 
 
@@ -130,3 +132,13 @@ def test_cli_yaml_errors_are_one_line_exit_1(tmp_path):
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 1 and r.stderr.count("\n") == 1 and str(f) in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert not (tmp_path / "run").exists()
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    files = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+    assert len(files) >= 16
+    for f in files:
+        cfg = build_config(None, f, {"data": {"data": "/datasets/x"}})
+        assert cfg.preset == "paper" and cfg.data.dataset in ("ucf101", "hmdb51"), f
