@@ -112,3 +112,15 @@ def perturb_onnx_weights(path: Path, scale: float = 0.05, seed: int = 0) -> None
     noisy = w + np.random.default_rng(seed).normal(0, scale * (float(np.abs(w).mean()) + 1e-6) * 20, w.shape).astype(w.dtype)
     target.CopyFrom(numpy_helper.from_array(noisy, target.name))
     onnx.save_model(model, str(path))
+
+
+def build_fp32(a, x) -> dict:
+    """The artefact table's FP32 ONNX row, from the PyTorch model."""
+    return export_onnx(x.model.module, x.model.outputs, x.clip_shape, x.out / a.file, x.meta)
+
+
+def build_fp16(a, x) -> dict:
+    """The artefact table's FP16 ONNX row, from its source row's file."""
+    from ..runtime.artifacts import ARTIFACTS
+
+    return convert_fp16(x.out / ARTIFACTS[a.source].file, x.out / a.file)

@@ -28,7 +28,7 @@ from ..rundir import MODEL_INFO_FILE, newest_run
 from ..runtime.artifacts import ARTIFACTS
 from ..runtime.backends import open_artifact
 from ..runtime.model_info import parse_model_info
-from .build import BUILDERS, BuildInputs, build_order
+from .build import BuildInputs, build_order, builder
 from .metadata import gflops_per_clip, model_metadata, preprocess_of
 from .parity import ParityReport, compare
 from .parity_clips import parity_videos, real_clips
@@ -103,7 +103,7 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
                 unavailable[a.name] = unavailable[a.source]
                 continue
             try:
-                facts[a.name] = BUILDERS[a.name](a, inputs)
+                facts[a.name] = builder(a)(a, inputs)
             except PRPError as e:
                 if not a.needs_gpu:
                     raise

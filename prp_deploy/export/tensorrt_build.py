@@ -71,3 +71,11 @@ def build_engine(onnx_path: Path, plan_path: Path, batch: tuple[int, int, int], 
     atomic_write(plan_path.with_name(plan_path.name + ".json"), json.dumps(facts, indent=2))
     return facts
 
+
+
+def build(a, x) -> dict:
+    """The artefact table's TensorRT row, from its source row's (FP16 ONNX) file; raises
+    TensorRTUnavailable where TensorRT or a GPU is missing."""
+    from ..runtime.artifacts import ARTIFACTS
+
+    return build_engine(x.out / ARTIFACTS[a.source].file, x.out / a.file, x.batch, x.clip_shape, timing_cache=x.out / "timing.cache")

@@ -1,9 +1,9 @@
 """The one table of exported artefacts. Export builds from it, parity judges by it, and
 `run --backend/--precision`, `bench`, Triton and the CLI's choices read it.
 
-Adding a backend: one row here (and its backend class in `backends.py` if it is a new
-engine); export builds a row's file from its `source` artefact with the builder named
-by the row in `prp_deploy/export/build.py`.
+Adding an artefact: one row here. Its `builder` names the export function that writes
+it (imported only by export, so this module stays torch-free); a new engine also needs
+its backend class in `backends.py`.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ class Artifact:
     triton_platform: str | None  # Triton's platform for it; None: not served by Triton
     source: str | None  # the artefact it is built from; None: from the PyTorch model
     auto: bool  # whether backend "auto" may pick it (in table order)
+    builder: str  # "module:function" in prp_deploy.export that writes it: f(artifact, BuildInputs) → facts
 
 
 ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
-    Artifact("tensorrt", "model.plan", "fp16", "tensorrt", True, "fp16", "tensorrt_plan", "onnxruntime-fp16", True),
-    Artifact("onnxruntime", "model.onnx", "fp32", "onnxruntime", False, "fp32", "onnxruntime_onnx", None, True),
-    Artifact("onnxruntime-fp16", "model_fp16.onnx", "fp16", "onnxruntime", False, "fp16", None, "onnxruntime", False),
+    Artifact("tensorrt", "model.plan", "fp16", "tensorrt", True, "fp16", "tensorrt_plan", "onnxruntime-fp16", True, "tensorrt_build:build"),
+    Artifact("onnxruntime", "model.onnx", "fp32", "onnxruntime", False, "fp32", "onnxruntime_onnx", None, True, "onnx_export:build_fp32"),
+    Artifact("onnxruntime-fp16", "model_fp16.onnx", "fp16", "onnxruntime", False, "fp16", None, "onnxruntime", False, "onnx_export:build_fp16"),
 )}
 ENGINES = tuple(dict.fromkeys(a.engine for a in ARTIFACTS.values()))
 PRECISIONS = tuple(dict.fromkeys(a.precision for a in ARTIFACTS.values()))

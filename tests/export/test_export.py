@@ -221,3 +221,12 @@ def test_precision_picks_the_artefact_from_the_table(tiny_data, tmp_path):
         open_backend(run / "export", "tensorrt")
     r = cli("bench", "--model", str(run / "export"), "--backends", "onnxruntime,tflite")
     assert r.returncode == 2 and "'tflite' is not one of" in r.stderr
+
+
+def test_every_artefact_row_names_a_builder_and_a_known_rule():
+    from prp_deploy.export.build import build_order, builder
+    from prp_deploy.runtime.artifacts import ARTIFACTS
+
+    for a in ARTIFACTS.values():
+        assert callable(builder(a)) and a.parity in ("fp32", "fp16") and (a.source is None or a.source in ARTIFACTS)
+    assert [a.name for a in build_order({"tensorrt"})] == ["onnxruntime", "onnxruntime-fp16", "tensorrt"]
