@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .clitypes import CommaList
 from .data.commands import data
 from .errors import PRPError
 from .models.registry import BACKBONES, DEPTHS
@@ -43,27 +44,6 @@ class _Group(click.Group):
 
 def _say(msg: str) -> None:
     click.echo(msg, err=True)
-
-
-class CommaList(click.ParamType):
-    """`1,2,4,8` → (1, 2, 4, 8); with `choices`, `a,b` → ("a", "b") checked against them."""
-
-    name = "list"
-
-    def __init__(self, item=int, choices: tuple[str, ...] | None = None):
-        self.item, self.choices = item, choices
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        try:
-            items = tuple(self.item(v.strip()) for v in str(value).split(",") if v.strip())
-        except ValueError:
-            self.fail(f"wants a comma list of {self.item.__name__}s, got {value!r}", param, ctx)
-        bad = [v for v in items if self.choices is not None and v not in self.choices]
-        if not items or bad:
-            self.fail(f"{bad[0] if bad else value!r} is not one of {', '.join(self.choices or ())}" if bad else "is empty", param, ctx)
-        return items
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -168,17 +148,24 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
 @click.option("--trt", is_flag=True, help=f"Also build an FP16 TensorRT engine {ARTIFACTS['tensorrt'].file} (implies --fp16).")
 @click.option("--batch", default="1:8:32", show_default=True, help="TensorRT optimisation profile MIN:OPT:MAX; Triton's max batch.")
 @click.option("--triton", is_flag=True, help="Also write a Triton model repository under OUT/triton.")
-@click.option("--parity-clips", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--parity-clips", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--parity-videos", multiple=True, type=click.Path(path_type=Path), help="Videos (or folders) for the parity clips.")
 @click.option("--atol", type=float, default=1e-4, show_default=True)
 @click.option("--rtol", type=float, default=1e-4, show_default=True)
 @click.option("--verify-only", is_flag=True, help="Re-check the artefacts already in OUT; build nothing.")
-def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parity_videos, atol, rtol, verify_only):
-    """Export a run (default: the newest under runs/) to ONNX / FP16 / TensorRT and check parity."""
+@click.option("--int8", is_flag=True, help=f"Also write {ARTIFACTS['onnxruntime-int8'].file}, calibrated on the run's training videos (with --trt: an INT8 engine).")
+@click.option("--calib-clips", type=click.IntRange(1), default=64, show_default=True, help="INT8 calibration clips.")
+@click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
+@click.option("--int8-exclude", type=CommaList(str), default=None, help="Node names kept in FP32 (comma list).")
+def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parity_videos, atol, rtol, verify_only, int8, calib_clips,
+               calib_method, int8_exclude):
+    """Export a run (default: the newest under runs/) to ONNX / FP16 / INT8 / TensorRT and check parity."""
+    from .export.int8 import Int8Options
     from .export.pipeline import ExportOptions, export, parse_batch
 
     opts = ExportOptions(stage=stage, out=out, fp16=fp16, trt=trt, triton=triton, batch=parse_batch(batch), parity_clips=parity_clips,
-                         parity_videos=list(parity_videos), atol=atol, rtol=rtol, verify_only=verify_only)
+                         parity_videos=list(parity_videos), atol=atol, rtol=rtol, verify_only=verify_only, int8=int8,
+                         int8_options=Int8Options(calib_clips, calib_method, tuple(int8_exclude or ())))
     result = export(source, opts, say=_say)
     click.echo(result.report.table())
     click.echo(f"artefacts in {result.out}: {', '.join(result.artifacts)}; report {result.out / 'parity.json'}")
@@ -223,17 +210,28 @@ def run_cmd(source, model, backend, precision, task, stride, sample_rate, batch,
 
 @main.command("bench")
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="Export folder (default: the newest under runs/).")
+@click.option("--backbone", type=click.Choice(list(BACKBONES)), default=None, help="Instead of --model: a random-init model of this shape.")
+@click.option("--depth", type=click.Choice([str(d) for d in DEPTHS]), default="10", show_default=True)
+@click.option("--width", type=float, default=1.0, show_default=True)
+@click.option("--frames", type=int, default=16, show_default=True)
+@click.option("--crop", type=int, default=112, show_default=True)
 @click.option("--backends", type=CommaList(str, ("auto", *ARTIFACTS, "torch")), default="auto", show_default=True,
               help=f"Comma list of {', '.join([*ARTIFACTS, 'torch'])}; auto = every artefact in the folder and torch.")
 @click.option("--batch", "batches", type=CommaList(int), default="1,8", show_default=True, help="Batch sizes, comma separated.")
 @click.option("--iters", type=click.IntRange(2), default=20, show_default=True)
 @click.option("--video", type=click.Path(path_type=Path), default=None, help="Video for the end-to-end run (default: a synthetic test video).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the results as JSON.")
-def bench_cmd(model, backends, batches, iters, video, json_out):
+def bench_cmd(model, backbone, depth, width, frames, crop, backends, batches, iters, video, json_out):
     """Backends side by side (clips/s, latency), GFLOP/s against this machine's matmul peak, and pipeline efficiency."""
     from .runtime.bench import bench, format_bench
     from .runtime.run import find_model
 
+    if backbone is not None:  # before training: the speed of a shape, on a random-init export
+        if model is not None:
+            raise PRPError("give --model or --backbone, not both")
+        from .export.random_model import export_random
+
+        model = export_random(backbone, int(depth), width, frames, crop, say=_say)
     model_dir = find_model(model, _say)
     wanted = list(backends)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..runtime.artifacts import ARTIFACTS, Artifact
+from .int8 import Calibration, Int8Options
 from .torch_backend import LoadedModel
 
 
@@ -19,6 +20,9 @@ class BuildInputs:
     meta: dict  # model.json, also attached to the ONNX graph
     batch: tuple[int, int, int]  # TensorRT's profile MIN:OPT:MAX
     out: Path  # the export folder: a row's file and its source's are here
+    int8: Int8Options
+    calibration: Calibration | None  # clips of the training videos, made only when an INT8 row is built
+    say: Callable[[str], None]
 
 
 def builder(a: Artifact) -> Callable[[Artifact, BuildInputs], dict]:

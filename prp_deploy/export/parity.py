@@ -16,6 +16,10 @@ import numpy as np
 
 FP16_MIN_COSINE = 0.999
 FP16_TIE_MARGIN = 0.05
+# INT8 rounding moves every activation by up to half a step: cosines of 0.995-0.9995 and a
+# few flipped near-ties are normal (docs/results.md); a drop past these is a broken model.
+INT8_RULES = {"mean_cosine": 0.99, "p5_cosine": 0.98, "top1_agree_clear": 0.98, "tie_margin": 0.5, "min_spread_ratio": 0.1,
+              "max_accuracy_drop": 1.0}
 
 
 @dataclass
@@ -24,7 +28,7 @@ class Check:
     backend: str
     output: str  # logits | features
     inputs: str  # "real" clips (gating) or "random" tensors (reported apart)
-    precision: str  # fp32 | fp16
+    precision: str  # the rule: fp32 | fp16 | int8
     clips: int
     stats: dict = field(default_factory=dict)
     thresholds: dict = field(default_factory=dict)
@@ -37,7 +41,7 @@ class Check:
     def line(self) -> str:
         verdict = "PASSED" if self.passed else ("FAILED" if self.gating else "INFO  ")
         s = self.stats
-        keys = ["max_abs", "mean_abs", "max_rel", "min_cosine", "top1_agree", "top5_overlap", "near_ties"]
+        keys = ["max_abs", "mean_abs", "max_rel", "min_cosine", "p5_cosine", "top1_agree", "top1_agree_clear", "near_ties", "accuracy_drop"]
         body = " ".join(f"{k}={s[k]:.3g}" if isinstance(s.get(k), float) else f"{k}={s[k]}" for k in keys if k in s)
         return f"{verdict} | {self.artifact:16s} {self.backend:17s} {self.output:8s} {self.inputs:6s} n={self.clips:<3d} {body}"
 
@@ -64,7 +68,9 @@ def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol:
     if output == "features":
         cos = _cosine_rows(ref, out)
         stats["min_cosine"] = float(cos.min())
+        stats["p5_cosine"] = float(np.percentile(cos, 5))
         stats["mean_cosine"] = float(cos.mean())
+        stats["spread_ratio"] = float(out.std(0).mean() / max(ref.std(0).mean(), 1e-30)) if len(ref) > 1 else 1.0
     if output == "logits":
         top_ref, top_out = np.argsort(-ref, 1), np.argsort(-out, 1)
         k = min(5, ref.shape[1])
@@ -72,7 +78,9 @@ def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol:
         stats["top5_overlap"] = float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(top_ref, top_out)]))
         srt = np.sort(ref, 1)
         margin = srt[:, -1] - srt[:, -2] if ref.shape[1] > 1 else np.full(len(ref), np.inf)
-        clear = margin > FP16_TIE_MARGIN
+        clear = margin > (INT8_RULES["tie_margin"] if precision == "int8" else FP16_TIE_MARGIN)
+        stats["classes_predicted"] = int(len(set(top_out[:, 0].tolist())))
+        stats["classes_reference"] = int(len(set(top_ref[:, 0].tolist())))
         stats["near_ties"] = int((~clear).sum())
         stats["top1_agree_clear"] = float((top_ref[clear, 0] == top_out[clear, 0]).mean()) if clear.any() else 1.0
     if precision == "fp32":
@@ -80,6 +88,15 @@ def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol:
         stats["failing_elements"] = int(failing.sum())
         check.thresholds = {"atol": atol, "rtol": rtol, "rule": "an element fails if it exceeds both atol and rtol*|ref|"}
         check.passed = bool(stats["finite"] and not failing.any())
+    elif precision == "int8":
+        check.thresholds = {**INT8_RULES, "rule": "features: mean and 5th-percentile cosine, spread kept; logits: top-1 agreement "
+                                                  "where the FP32 margin > tie_margin, more than one class where FP32 has more"}
+        if output == "features":
+            check.passed = bool(stats["finite"] and stats["mean_cosine"] >= INT8_RULES["mean_cosine"]
+                                and stats["p5_cosine"] >= INT8_RULES["p5_cosine"] and stats["spread_ratio"] >= INT8_RULES["min_spread_ratio"])
+        else:
+            collapsed = stats["classes_predicted"] == 1 and stats["classes_reference"] > 1
+            check.passed = bool(stats["finite"] and not collapsed and stats["top1_agree_clear"] >= INT8_RULES["top1_agree_clear"])
     else:
         check.thresholds = {"min_cosine": FP16_MIN_COSINE, "tie_margin": FP16_TIE_MARGIN,
                             "rule": "features: cosine >= min_cosine per clip; logits: identical top-1 where the FP32 margin > tie_margin"}
@@ -89,6 +106,17 @@ def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol:
             check.passed = bool(stats["finite"] and stats["top1_agree_clear"] == 1.0)
     check.stats = stats
     return check
+
+
+def judge_int8(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict:
+    """The INT8 rules over every output with half their error budget (cosines and agreement
+    twice as close to 1), for choosing a quantisation remedy on held-back training clips: the
+    final parity is judged on other clips, so a graph that only just passes here may not there."""
+    checks = [compare(reference[o], candidate[o], o, "int8", 0.0, 0.0, artifact="", backend="", inputs="held-back") for o in reference]
+    stats = {f"{c.output}_{k}": v for c in checks for k, v in c.stats.items() if k in ("mean_cosine", "p5_cosine", "top1_agree_clear", "spread_ratio")}
+    strict = {k: 1 - (1 - INT8_RULES[k]) / 2 for k in ("mean_cosine", "p5_cosine", "top1_agree_clear")}
+    passed = all(c.passed for c in checks) and all(stats.get(f"{o}_{k}", 1.0) >= t for k, t in strict.items() for o in reference)
+    return {"passed": passed, "stats": stats, "thresholds": strict}
 
 
 @dataclass

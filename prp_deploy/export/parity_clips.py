@@ -1,62 +1,97 @@
-"""The clips parity runs every artefact on: real video through the runtime's preprocessing,
-from the run's test set (never its training videos), else the videos given."""
+"""Real clips for export: parity runs every artefact on clips of the run's *test* videos,
+INT8 calibration reads the run's *training* videos (never the ones parity judges on);
+both through the runtime's preprocessing and spread over the classes."""
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from ..data.clips import EvalClips
-from ..data.datasets import VIDEO_EXTENSIONS, Video, load_index
+from ..data.datasets import VIDEO_EXTENSIONS, Video, VideoIndex, load_index
 from ..data.preprocess import Preprocess
 from ..data.tasks import resolve_index
 from ..errors import PRPError
 from .torch_backend import LoadedModel
 
 
-def parity_videos(model: LoadedModel, explicit: list[Path], say) -> list[Video]:
-    """The run's test-set videos, else the files given, else the built-in synthetic set."""
-    if explicit:
-        files = []
-        for p in explicit:
-            p = Path(p)
-            if p.is_dir():
-                files += sorted(q for q in p.rglob("*") if q.suffix.lower() in VIDEO_EXTENSIONS)
-            elif p.exists():
-                files.append(p)
-            else:
-                raise PRPError(f"--parity-videos: {p}: no such file or folder")
-        if not files:
-            raise PRPError("--parity-videos: no video files found")
-        return [Video(f, 0) for f in files]
+def run_index(model: LoadedModel, say) -> VideoIndex:
+    """The dataset split the checkpoint was trained on, else (not readable here) the built-in one."""
     d = model.state.get("config", {}).get("data", {})
     try:
         if d.get("data"):
             index = load_index(Path(d["data"]), d["dataset"], d.get("split", 1))
-            say(f"parity clips from the run's test set: {index.root} ({index.name} split {index.split})")
-        else:
-            index = resolve_index(None, None, d.get("split", 1), say)
-        return list(index.test)
+            say(f"export clips from the run's dataset: {index.root} ({index.name} split {index.split})")
+            return index
+        return resolve_index(None, None, d.get("split", 1), say)
     except PRPError as e:
         say(f"the run's dataset is not readable here ({e}); using the built-in synthetic dataset")
-        return list(resolve_index(None, None, 1, say).test)
+        return resolve_index(None, None, 1, say)
 
 
-def real_clips(videos: list[Video], spec: Preprocess, n: int) -> tuple[np.ndarray, list[str]]:
-    """n clips (N, 3, T, crop, crop) spread over the videos, through the runtime's preprocessing."""
-    per_video = max(1, min(4, math.ceil(n / max(1, len(videos)))))
-    clips, used = [], []
-    ds = EvalClips(videos, spec, per_video)
-    for i in range(len(videos)):
-        if sum(len(c) for c in clips) >= n:
+def parity_videos(model: LoadedModel, explicit: list[Path], say) -> list[Video]:
+    """The files given, else the run's test-set videos."""
+    if not explicit:
+        return list(run_index(model, say).test)
+    files = []
+    for p in map(Path, explicit):
+        if p.is_dir():
+            files += sorted(q for q in p.rglob("*") if q.suffix.lower() in VIDEO_EXTENSIONS)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise PRPError(f"--parity-videos: {p}: no such file or folder")
+    if not files:
+        raise PRPError("--parity-videos: no video files found")
+    return [Video(f, 0) for f in files]
+
+
+def by_class_round_robin(videos: list[Video], seed: int = 0) -> list[Video]:
+    """The videos in an order that takes one of each class in turn (shuffled within a class,
+    seeded): the first k clips then cover every class instead of the first few."""
+    rng = np.random.default_rng(seed)
+    per_class: dict[int, list[Video]] = defaultdict(list)
+    for v in videos:
+        per_class[v.label].append(v)
+    queues = [[group[i] for i in rng.permutation(len(group))] for _, group in sorted(per_class.items())]
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+
+
+def real_clips(videos: list[Video], spec: Preprocess, n: int, per_video: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """n clips (N, 3, T, crop, crop) spread over the videos and their classes, through the runtime's preprocessing."""
+    ordered = by_class_round_robin(videos)
+    per_video = per_video or max(1, min(4, math.ceil(n / max(1, len(ordered)))))
+    ds = EvalClips(ordered, spec, per_video)
+    clips, used, have = [], [], 0
+    for i in range(len(ordered)):
+        if have >= n:
             break
         item = ds[i]
         if item is None:
             continue
-        clips.append(item["clips"])
-        used.append(str(videos[i].path))
+        clips.append(item["clips"][: n - have])
+        have += len(clips[-1])
+        used.append(str(ordered[i].path))
     if not clips:
-        raise PRPError("no parity clip could be decoded from the chosen videos")
-    return np.concatenate(clips)[:n], used
+        raise PRPError("no clip could be decoded from the chosen videos")
+    return np.concatenate(clips), used
+
+
+def video_top1(backend, videos: list[Video], spec: Preprocess, clips: int = 10, batch: int = 32) -> dict:
+    """Video-level top-1 % of a backend (logits averaged over `clips` clips a video, the paper's protocol)."""
+    ds = EvalClips(videos, spec, clips)
+    hits, n = 0, 0
+    for i in range(len(videos)):
+        item = ds[i]
+        if item is None:
+            continue
+        x = item["clips"]
+        logits = np.concatenate([backend.run(x[j : j + batch])["logits"] for j in range(0, len(x), batch)])
+        hits += int(logits.mean(0).argmax() == item["label"])
+        n += 1
+    if not n:
+        raise PRPError("no test video could be decoded for the INT8 accuracy check")
+    return {"top1": 100.0 * hits / n, "videos": n}

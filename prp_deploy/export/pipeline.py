@@ -3,7 +3,8 @@
 DIR/
   model.json            what the runtime needs: classes, clip shape, preprocessing, fps
   model.onnx, ...       the artefacts asked for, one row each of `runtime/artifacts.py`
-                        (model.onnx always; model_fp16.onnx with --fp16; model.plan with --trt)
+                        (model.onnx always; model_fp16.onnx with --fp16; model.plan with --trt;
+                        model_int8.onnx with --int8, calibrated on the run's training videos)
   parity.json           every artefact × output against the PyTorch FP32 model
   triton/               a Triton model repository (--triton)
 
@@ -29,9 +30,10 @@ from ..runtime.artifacts import ARTIFACTS
 from ..runtime.backends import open_artifact
 from ..runtime.model_info import parse_model_info
 from .build import BuildInputs, build_order, builder
+from .int8 import Calibration, Int8Options
 from .metadata import gflops_per_clip, model_metadata, preprocess_of
-from .parity import ParityReport, compare
-from .parity_clips import parity_videos, real_clips
+from .parity import INT8_RULES, Check, ParityReport, compare
+from .parity_clips import by_class_round_robin, parity_videos, real_clips, run_index, video_top1
 from .torch_backend import TorchBackend, load_model, resolve_checkpoint
 
 
@@ -43,16 +45,20 @@ class ExportOptions:
     trt: bool = False
     triton: bool = False
     batch: tuple[int, int, int] = (1, 8, 32)
-    parity_clips: int = 32
+    parity_clips: int = 64  # over the classes in turn; INT8's agreement needs enough clips with a clear margin
     parity_videos: list[Path] = field(default_factory=list)
     atol: float = 1e-4
     rtol: float = 1e-4
     random_clips: int = 2
     verify_only: bool = False  # re-check existing artefacts, build nothing
+    int8: bool = False
+    int8_options: Int8Options = field(default_factory=Int8Options)
+    accuracy_check: bool = True  # INT8: video-level top-1 on the test videos against FP32 (off for a random-init bench model)
 
     def wanted(self) -> set[str]:
         """The artefact table's rows this export makes."""
-        return {"onnxruntime"} | ({"onnxruntime-fp16"} if self.fp16 else set()) | ({"tensorrt"} if self.trt else set())
+        rows = {"onnxruntime"} | ({"onnxruntime-fp16"} if self.fp16 else set()) | ({"tensorrt"} if self.trt else set())
+        return rows | ({"onnxruntime-int8"} | ({"tensorrt-int8"} if self.trt else set()) if self.int8 else set())
 
 
 @dataclass
@@ -79,6 +85,35 @@ def _run_batched(backend, clips: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+CHECK_CLIPS = 128  # held-back training clips that choose an INT8 remedy: a 5th percentile over 32 is the 2nd-worst clip
+
+
+def calibration(model, spec, n: int, say, check: bool = True) -> Calibration:
+    """INT8 calibration clips from the run's training videos (never the test videos parity
+    uses), over the classes in turn, and CHECK_CLIPS from the other training videos to judge
+    quantisation remedies on."""
+    videos = by_class_round_robin(list(run_index(model, say).train))
+    calib_videos, check_videos = videos[0::2], videos[1::2] or videos
+
+    def spread(k: int, vs: list) -> int:  # clips a video so that k clips come from these videos (at most 16 each)
+        return min(16, -(-k // max(1, len(vs))))
+
+    clips, used = real_clips(calib_videos, spec, n, per_video=spread(n, calib_videos))
+    held = real_clips(check_videos, spec, CHECK_CLIPS, per_video=spread(CHECK_CLIPS, check_videos))[0] if check else clips[:0]
+    say(f"int8: {len(clips)} calibration clips from {len(used)} training videos" + (f", {len(held)} held-back clips to judge remedies" if check else ""))
+    return Calibration(clips, used, held)
+
+
+def accuracy_check(artifact: str, backend, reference, videos, spec) -> Check:
+    """Video-level top-1 (10 clips a video) of `backend` against the FP32 reference on the test videos."""
+    ref, got = video_top1(reference, videos, spec), video_top1(backend, videos, spec)
+    drop = ref["top1"] - got["top1"]
+    return Check(artifact, backend.name, "video_top1", "test videos", "int8", got["videos"],
+                 stats={"fp32_top1": ref["top1"], "top1": got["top1"], "accuracy_drop": drop},
+                 thresholds={"max_accuracy_drop": INT8_RULES["max_accuracy_drop"], "rule": "video-level top-1 within max_accuracy_drop points of FP32"},
+                 passed=drop <= INT8_RULES["max_accuracy_drop"])
+
+
 def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> ExportResult:
     source = Path(source) if source else newest_run()
     ckpt = resolve_checkpoint(source, opts.stage)
@@ -97,7 +132,8 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     if not opts.verify_only:
         say(f"export: {ckpt} ({model.kind}, {meta['backbone']['backbone']}) → {out}")
         atomic_write(out / MODEL_INFO_FILE, json.dumps(meta, indent=2))
-        inputs = BuildInputs(model, clip_shape, meta, opts.batch, out)
+        inputs = BuildInputs(model, clip_shape, meta, opts.batch, out, opts.int8_options,
+                             calibration(model, spec, opts.int8_options.calib_clips, say, opts.int8_options.fallback) if opts.int8 else None, say)
         for a in build_order(opts.wanted()):
             if a.source in unavailable:
                 unavailable[a.name] = unavailable[a.source]
@@ -134,6 +170,8 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
                             artifact=a.file, backend=backend.name, inputs=inputs)
                 c.gating = inputs == "real"  # random tensors are reported, not judged: they are not video
                 report.checks.append(c)
+        if a.parity == "int8" and opts.accuracy_check and not opts.parity_videos and "logits" in model.outputs:
+            report.checks.append(accuracy_check(a.file, backend, torch_ref, run_index(model, say).test, spec))
     # Artefacts left from an earlier export that this one did not rebuild: kept (an engine is
     # costly to rebuild), but named, since they may no longer match model.onnx.
     stale = [a.file for a in ARTIFACTS.values() if (out / a.file).exists() and a.file not in checked]

@@ -37,8 +37,10 @@ def tensorrt_or_reason():
 
 
 def build_engine(onnx_path: Path, plan_path: Path, batch: tuple[int, int, int], clip_shape: tuple[int, int, int, int],
-                 workspace_gib: float = 4.0, timing_cache: Path | None = None) -> dict:
-    """Build `plan_path` from the FP16 ONNX with an optimisation profile over the batch size."""
+                 workspace_gib: float = 4.0, timing_cache: Path | None = None, precision: str = "fp16") -> dict:
+    """Build `plan_path` from an FP16 ONNX graph, or an INT8 QDQ graph (explicit quantisation),
+    with an optimisation profile over the batch size. The strongly typed network takes every
+    precision from the graph's types and Q/DQ nodes, so no precision flag is set."""
     trt, cudart = tensorrt_or_reason()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -55,20 +57,27 @@ def build_engine(onnx_path: Path, plan_path: Path, batch: tuple[int, int, int], 
     config.add_optimization_profile(profile)
     cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.exists() else b""
     cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        # A cache from another GPU or TensorRT version is refused: start an empty one.
+        cache = config.create_timing_cache(b"")
+        if not config.set_timing_cache(cache, ignore_mismatch=False):
+            cache = None
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise PRPError(f"{onnx_path}: TensorRT could not build an engine (see the TensorRT log above)")
-    atomic_write(plan_path, bytes(serialized))
-    if timing_cache is not None:  # reused by the next build: much faster rebuilds
-        atomic_write(timing_cache, bytes(config.get_timing_cache().serialize()))
     dev = cudart.cudaGetDevice()[1]
     props = cudart.cudaGetDeviceProperties(dev)[1]
     name = props.name.decode(errors="replace").rstrip("\x00") if isinstance(props.name, bytes) else str(props.name)
     facts = {"tensorrt_version": trt.__version__, "gpu": name, "compute_capability": f"{props.major}.{props.minor}",
              "batch": {"min": lo, "opt": opt, "max": hi}, "clip_shape": list(clip_shape), "workspace_gib": workspace_gib,
-             "precision": "fp16 (strongly typed, from model_fp16.onnx)", "onnx": Path(onnx_path).name}
-    atomic_write(plan_path.with_name(plan_path.name + ".json"), json.dumps(facts, indent=2))
+             "precision": f"{precision} (strongly typed, from {Path(onnx_path).name})", "onnx": Path(onnx_path).name}
+    # The sidecar first, then the plan: a plan is never left beside the facts of another build.
+    sidecar = plan_path.with_name(plan_path.name + ".json")
+    plan_path.unlink(missing_ok=True)
+    atomic_write(sidecar, json.dumps(facts, indent=2))
+    atomic_write(plan_path, bytes(serialized))
+    if timing_cache is not None and cache is not None:  # our own cache, grown by this build: faster rebuilds
+        atomic_write(timing_cache, bytes(cache.serialize()))
     return facts
 
 
@@ -79,3 +88,11 @@ def build(a, x) -> dict:
     from ..runtime.artifacts import ARTIFACTS
 
     return build_engine(x.out / ARTIFACTS[a.source].file, x.out / a.file, x.batch, x.clip_shape, timing_cache=x.out / "timing.cache")
+
+
+def build_int8(a, x) -> dict:
+    """The artefact table's INT8 TensorRT row, from the INT8 QDQ ONNX graph (explicit quantisation)."""
+    from ..runtime.artifacts import ARTIFACTS
+
+    return build_engine(x.out / ARTIFACTS[a.source].file, x.out / a.file, x.batch, x.clip_shape, timing_cache=x.out / "timing.cache",
+                        precision="int8")

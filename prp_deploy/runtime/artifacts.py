@@ -18,20 +18,22 @@ from ..errors import PRPError
 class Artifact:
     name: str  # what --backend / bench call it
     file: str  # its file in an export folder
-    precision: str  # fp32 | fp16: the math inside (inputs and outputs are float32 always)
+    precision: str  # fp32 | fp16 | int8: the math inside (inputs and outputs are float32 always)
     engine: str  # the runtime backend class that runs it: onnxruntime | tensorrt
     needs_gpu: bool
-    parity: str  # the parity rule it is judged by (export/parity.py): fp32 (elementwise) | fp16 (cosine, top-1)
+    parity: str  # the parity rule it is judged by (export/parity.py): fp32 (elementwise) | fp16 (cosine, top-1) | int8 (+ accuracy)
     triton_platform: str | None  # Triton's platform for it; None: not served by Triton
     source: str | None  # the artefact it is built from; None: from the PyTorch model
-    auto: bool  # whether backend "auto" may pick it (in table order)
+    auto: bool  # whether backend "auto" may pick it (in table order); never a reduced precision the user did not ask for
     builder: str  # "module:function" in prp_deploy.export that writes it: f(artifact, BuildInputs) → facts
 
 
 ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
     Artifact("tensorrt", "model.plan", "fp16", "tensorrt", True, "fp16", "tensorrt_plan", "onnxruntime-fp16", True, "tensorrt_build:build"),
+    Artifact("tensorrt-int8", "model_int8.plan", "int8", "tensorrt", True, "int8", "tensorrt_plan", "onnxruntime-int8", False, "tensorrt_build:build_int8"),
     Artifact("onnxruntime", "model.onnx", "fp32", "onnxruntime", False, "fp32", "onnxruntime_onnx", None, True, "onnx_export:build_fp32"),
     Artifact("onnxruntime-fp16", "model_fp16.onnx", "fp16", "onnxruntime", False, "fp16", None, "onnxruntime", False, "onnx_export:build_fp16"),
+    Artifact("onnxruntime-int8", "model_int8.onnx", "int8", "onnxruntime", False, "int8", "onnxruntime_onnx", "onnxruntime", False, "int8:build_int8"),
 )}
 ENGINES = tuple(dict.fromkeys(a.engine for a in ARTIFACTS.values()))
 PRECISIONS = tuple(dict.fromkeys(a.precision for a in ARTIFACTS.values()))

@@ -63,10 +63,11 @@ class OnnxRuntimeBackend:
 
 
 def _check(result, what: str):
-    """cuda.bindings calls return (error, *values); raise on a non-success error."""
+    """cuda.bindings calls return (error, *values); a non-success error is a PRPError, so
+    backend auto falls back to ONNX Runtime where TensorRT is installed but no GPU works."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if int(err) != 0:
-        raise RuntimeError(f"CUDA error {int(err)} in {what}")
+        raise PRPError(f"CUDA error {int(err)} in {what} (no usable GPU here?)")
     return values[0] if len(values) == 1 else values
 
 
@@ -97,8 +98,11 @@ class TensorRTBackend:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
         self.outputs = tuple(n for n in names if n != self.input_name)
-        _, _, max_shape = self.engine.get_tensor_profile_shape(self.input_name, 0)
-        self.max_batch = int(max_shape[0])
+        for n in names:  # the runtime hands float32 in and reads float32 out
+            if self.engine.get_tensor_dtype(n) != trt.float32:
+                raise PRPError(f"{plan}: tensor {n!r} is {self.engine.get_tensor_dtype(n)}, not float32; re-export with `prp-deploy export --trt`")
+        min_shape, _, max_shape = self.engine.get_tensor_profile_shape(self.input_name, 0)
+        self.min_batch, self.max_batch = int(min_shape[0]), int(max_shape[0])
         self.clip_shape = tuple(int(s) for s in max_shape[1:])
         self.name, self.path = "tensorrt", plan
         self.stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
@@ -112,27 +116,33 @@ class TensorRTBackend:
     def run(self, clips: np.ndarray) -> dict[str, np.ndarray]:
         trt, cudart = self.trt, self.cudart
         clips = np.ascontiguousarray(clips, dtype=np.float32)
-        if clips.shape[0] > self.max_batch or clips.shape[1:] != self.clip_shape:
+        n = clips.shape[0]
+        if n > self.max_batch or clips.shape[1:] != self.clip_shape:
             raise PRPError(f"TensorRT engine takes up to {self.max_batch} clips of {self.clip_shape}, got {clips.shape}")
-        self.context.set_input_shape(self.input_name, clips.shape)
+        if n < self.min_batch:  # a short tail under the profile's minimum: pad with copies, drop their outputs
+            clips = np.concatenate([clips, np.repeat(clips[-1:], self.min_batch - n, axis=0)])
+        if not self.context.set_input_shape(self.input_name, clips.shape):
+            raise PRPError(f"TensorRT refused input shape {clips.shape} (profile {self.min_batch}..{self.max_batch} clips)")
         ptr, _ = self._buffers[self.input_name]
         _check(cudart.cudaMemcpyAsync(ptr, clips.ctypes.data, clips.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream), "copy in")
         for n, (p, _) in self._buffers.items():
             self.context.set_tensor_address(n, p)
         if not self.context.execute_async_v3(self.stream):
-            raise RuntimeError("TensorRT execute_async_v3 failed")
+            raise PRPError("TensorRT execute_async_v3 failed")
         out = {}
         for n in self.outputs:
             host = np.empty(tuple(self.context.get_tensor_shape(n)), dtype=trt.nptype(self.engine.get_tensor_dtype(n)))
             _check(cudart.cudaMemcpyAsync(host.ctypes.data, self._buffers[n][0], host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream), "copy out")
             out[n] = host
         _check(cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
-        return {n: v.astype(np.float32, copy=False) for n, v in out.items()}
+        return {name: v[:n].astype(np.float32, copy=False) for name, v in out.items()}
 
     def __del__(self):
         cudart = getattr(self, "cudart", None)
         if cudart is None:
             return
+        if getattr(self, "stream", None) is not None:
+            cudart.cudaStreamSynchronize(self.stream)  # no copy may still target a buffer freed below
         for p, _ in getattr(self, "_buffers", {}).values():
             cudart.cudaFree(p)
         if getattr(self, "stream", None) is not None:

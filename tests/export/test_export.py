@@ -11,6 +11,7 @@ import onnx
 import pytest
 import torch
 
+from prp_deploy.data.datasets import ucf101_index
 from prp_deploy.data.synth import SynthSpec, write_synthetic
 from prp_deploy.errors import PRPError
 from prp_deploy.export.onnx_export import perturb_onnx_weights
@@ -228,5 +229,56 @@ def test_every_artefact_row_names_a_builder_and_a_known_rule():
     from prp_deploy.runtime.artifacts import ARTIFACTS
 
     for a in ARTIFACTS.values():
-        assert callable(builder(a)) and a.parity in ("fp32", "fp16") and (a.source is None or a.source in ARTIFACTS)
+        assert callable(builder(a)) and a.parity in ("fp32", "fp16", "int8") and (a.source is None or a.source in ARTIFACTS)
     assert [a.name for a in build_order({"tensorrt"})] == ["onnxruntime", "onnxruntime-fp16", "tensorrt"]
+
+
+@pytest.mark.slow
+def test_int8_export_is_calibrated_on_training_videos_and_judged_by_accuracy(tiny_data, tmp_path):
+    run = make_run(tmp_path / "run", tiny_data, "r3d")
+    result = export(run, ExportOptions(parity_clips=12, int8=True), say=quiet)
+    report = json.loads((run / "export" / "parity.json").read_text())
+    assert "model_int8.onnx" in result.artifacts and "model_int8.onnx" in report["artifacts"]
+    int8 = [c for c in report["checks"] if c["artifact"] == "model_int8.onnx" and c["inputs"] != "random"]
+    assert {c["output"] for c in int8} == {"logits", "features", "video_top1"}
+    acc = next(c for c in int8 if c["output"] == "video_top1")
+    assert acc["clips"] == len(ucf101_index(tiny_data, 1).test) and abs(acc["stats"]["accuracy_drop"] - (acc["stats"]["fp32_top1"] - acc["stats"]["top1"])) < 1e-9
+    features = next(c for c in int8 if c["output"] == "features")
+    assert {"min_cosine", "p5_cosine", "mean_cosine", "spread_ratio"} <= set(features["stats"])
+    calib = report["build"]["onnxruntime-int8"]
+    test_videos = {str(v.path) for v in ucf101_index(tiny_data, 1).test}
+    assert calib["clips"] == 64 and calib["attempts"] and calib["video_list"] and not set(calib["video_list"]) & test_videos
+    g = onnx.load(str(run / "export" / "model_int8.onnx"))
+    ops = {n.op_type for n in g.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # a QDQ graph, what TensorRT's explicit quantisation reads
+    meta = json.loads(next(p.value for p in g.metadata_props if p.key == "prp_deploy"))
+    assert meta["int8_calibration"]["clips"] == 64 and meta["int8_calibration"]["method"] == "minmax"
+    out = OnnxRuntimeBackend(run / "export" / "model_int8.onnx").run(np.zeros((2, 3, 8, 32, 32), np.float32))
+    assert out["logits"].shape == (2, 3)
+
+
+def test_int8_rule_catches_a_collapsed_model():
+    from prp_deploy.export.parity import compare
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(40, 3)) * 3
+    collapsed = np.tile([5.0, 0.0, 0.0], (40, 1))
+    c = compare(ref, collapsed, "logits", "int8", 0, 0, artifact="a", backend="b", inputs="real")
+    assert not c.passed and c.stats["classes_predicted"] == 1 and c.stats["classes_reference"] > 1
+    feats = rng.normal(size=(40, 16))
+    flat = np.tile(feats.mean(0), (40, 1)) + 1e-6 * rng.normal(size=(40, 16))
+    c = compare(feats, flat, "features", "int8", 0, 0, artifact="a", backend="b", inputs="real")
+    assert not c.passed and c.stats["spread_ratio"] < 0.1
+    good = compare(feats, feats + 1e-3 * rng.normal(size=feats.shape), "features", "int8", 0, 0, artifact="a", backend="b", inputs="real")
+    assert good.passed
+
+
+@pytest.mark.slow
+def test_bench_before_training_exports_a_random_model_of_that_shape(tmp_path):
+    r = cli("bench", "--backbone", "r3d", "--width", "0.125", "--frames", "8", "--crop", "32", "--batch", "1,2", "--iters", "2",
+            "--backends", "onnxruntime,onnxruntime-int8,torch", "--json", str(tmp_path / "b.json"))
+    assert r.returncode == 0, r.stderr
+    assert "random-init r3d-10 width 0.125 at 8×32²" in r.stderr and "INT8 calibrated on the built-in synthetic videos" in r.stderr
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert {(row["backend"], row["batch"]) for row in rows} == {(b, n) for b in ("onnxruntime", "onnxruntime-int8", "torch") for n in (1, 2)}
+    assert all(row["clips_per_s"] > 0 for row in rows)
