@@ -81,7 +81,7 @@ def quantize(fp32: Path, dst: Path, clips: np.ndarray, method: str, exclude: tup
         atomic_write(dst, lambda p: onnx.save_model(model, str(p)))
 
 
-def _ends(fp32: Path) -> tuple[str, ...]:
+def first_and_last_layers(fp32: Path) -> tuple[str, ...]:
     """The first and last Conv/Gemm/MatMul of the graph after ORT's pre-processing."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -102,7 +102,7 @@ def quantize_checked(fp32: Path, dst: Path, calib: Calibration, opts: Int8Option
     reference = OnnxRuntimeBackend(fp32).run(calib.check)
     attempts = [("plain", opts.method, opts.exclude, len(calib.clips))]
     if opts.fallback:
-        ends = tuple(dict.fromkeys(opts.exclude + _ends(fp32)))
+        ends = tuple(dict.fromkeys(opts.exclude + first_and_last_layers(fp32)))
         attempts += [("first and last layers in FP32", opts.method, ends, len(calib.clips))]
         attempts += [(f"{m} calibration, first and last layers in FP32", m, ends, len(calib.clips)) for m in ("percentile", "entropy") if m != opts.method]
     tried = []

@@ -146,7 +146,7 @@ def test_trt_without_tensorrt_writes_onnx_then_exits_2(tiny_data, tmp_path):
 
 
 def test_tensorrt_engine_parity(tiny_data, tmp_path):
-    """Where TensorRT and a GPU exist: build the FP16 engine, run it through the runtime's backend, pass parity."""
+    """Where TensorRT and a GPU exist: build the FP16 and INT8 engines, run them through the runtime's backend, pass parity."""
     pytest.importorskip("tensorrt", reason="TensorRT is not installed on this machine; scripts/gpu_check.sh builds and checks the engine on a GPU")
     from prp_deploy.export.tensorrt_build import TensorRTUnavailable, tensorrt_or_reason
 
@@ -155,11 +155,15 @@ def test_tensorrt_engine_parity(tiny_data, tmp_path):
     except TensorRTUnavailable as e:
         pytest.skip(str(e))
     run = make_run(tmp_path / "run", tiny_data, "r21d")
-    result = export(run, ExportOptions(trt=True, parity_clips=8, batch=(1, 4, 8)), say=quiet)
-    assert "model.plan" in result.artifacts and result.trt_unavailable is None
-    assert result.report.artifact_passed("model.plan"), result.report.table()
+    result = export(run, ExportOptions(trt=True, int8=True, parity_clips=8, batch=(2, 4, 8)), say=quiet)
+    assert "model.plan" in result.artifacts and "model_int8.plan" in result.artifacts and result.trt_unavailable is None
+    assert result.report.artifact_passed("model.plan") and result.report.artifact_passed("model_int8.plan"), result.report.table()
+    from prp_deploy.runtime.backends import TensorRTBackend
+
+    engine = TensorRTBackend(run / "export" / "model.plan")
+    assert engine.run(np.zeros((1, *engine.clip_shape), np.float32))["logits"].shape[0] == 1  # under the profile's minimum of 2: padded
     facts = json.loads((run / "export" / "model.plan.json").read_text())
-    assert facts["batch"] == {"min": 1, "opt": 4, "max": 8} and facts["compute_capability"]
+    assert facts["batch"] == {"min": 2, "opt": 4, "max": 8} and facts["compute_capability"]
 
 
 def test_triton_repository_parses_as_model_config(tiny_data, tmp_path):
@@ -255,6 +259,10 @@ def test_int8_export_is_calibrated_on_training_videos_and_judged_by_accuracy(tin
     assert meta["int8_calibration"]["clips"] == 64 and meta["int8_calibration"]["method"] == "minmax"
     out = OnnxRuntimeBackend(run / "export" / "model_int8.onnx").run(np.zeros((2, 3, 8, 32, 32), np.float32))
     assert out["logits"].shape == (2, 3)
+    from prp_deploy import Recognizer
+
+    assert Recognizer(run / "export", precision="int8").backend.path.name == "model_int8.onnx"
+    assert Recognizer(run / "export").backend.path.name == "model.onnx"  # auto never picks INT8 unasked
 
 
 def test_int8_rule_catches_a_collapsed_model():

@@ -5,6 +5,7 @@
 #include <NvInfer.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -36,31 +37,44 @@ class TensorRtBackend : public prp::Backend {
     engine_.reset(runtime_->deserializeCudaEngine(bytes.data(), bytes.size()));
     if (!engine_) throw std::runtime_error(plan + ": TensorRT could not deserialize it (another TensorRT version or GPU?); rebuild it here");
     context_.reset(engine_->createExecutionContext());
-    const nvinfer1::Dims max_in = engine_->getProfileShape("clip", 0, nvinfer1::OptProfileSelector::kMAX);
-    max_batch_ = max_in.d[0];
-    check(cudaStreamCreate(&stream_), "cudaStreamCreate");
-    for (int i = 0; i < engine_->getNbIOTensors(); ++i) {
-      const char* name = engine_->getIOTensorName(i);
-      nvinfer1::Dims d = engine_->getTensorShape(name);
-      size_t count = 1;
-      for (int k = 0; k < d.nbDims; ++k) count *= (d.d[k] < 0 ? max_batch_ : d.d[k]);
-      void* ptr = nullptr;
-      check(cudaMalloc(&ptr, count * sizeof(float)), "cudaMalloc");  // inputs and outputs are FP32
-      buffers_[name] = ptr;
+    if (!context_) throw std::runtime_error(plan + ": TensorRT could not create an execution context");
+    min_batch_ = engine_->getProfileShape("clip", 0, nvinfer1::OptProfileSelector::kMIN).d[0];
+    max_batch_ = engine_->getProfileShape("clip", 0, nvinfer1::OptProfileSelector::kMAX).d[0];
+    try {  // a throw below would skip the destructor: free what was allocated so far, then rethrow
+      check(cudaStreamCreate(&stream_), "cudaStreamCreate");
+      for (int i = 0; i < engine_->getNbIOTensors(); ++i) {
+        const char* name = engine_->getIOTensorName(i);
+        if (engine_->getTensorDataType(name) != nvinfer1::DataType::kFLOAT)
+          throw std::runtime_error(plan + ": tensor " + name + " is not float32; re-export with `prp-deploy export --trt`");
+        nvinfer1::Dims d = engine_->getTensorShape(name);
+        size_t count = 1;
+        for (int k = 0; k < d.nbDims; ++k) count *= (d.d[k] < 0 ? max_batch_ : d.d[k]);
+        void* ptr = nullptr;
+        check(cudaMalloc(&ptr, count * sizeof(float)), "cudaMalloc");
+        buffers_[name] = ptr;
+      }
+    } catch (...) {
+      release();
+      throw;
     }
   }
-  ~TensorRtBackend() override {
-    for (auto& b : buffers_) cudaFree(b.second);
-    if (stream_) cudaStreamDestroy(stream_);
-  }
+  ~TensorRtBackend() override { release(); }
   prp::Outputs run(const cv::Mat& blob) override {
     const int n = blob.size[0];
-    if (n > max_batch_) throw std::runtime_error("batch larger than the engine's profile");
+    if (n > max_batch_) throw std::runtime_error("batch larger than the engine's profile maximum");
+    cv::Mat padded = blob;
+    if (n < min_batch_) {  // a short tail under the profile's minimum: pad with copies of the last clip, keep n rows of output
+      int sizes[5] = {min_batch_, blob.size[1], blob.size[2], blob.size[3], blob.size[4]};
+      padded = cv::Mat(5, sizes, CV_32F);
+      const size_t clip = blob.total() / n;
+      for (int i = 0; i < min_batch_; ++i)
+        std::copy_n(blob.ptr<float>() + std::min(i, n - 1) * clip, clip, padded.ptr<float>() + i * clip);
+    }
     nvinfer1::Dims in;
     in.nbDims = 5;
-    for (int k = 0; k < 5; ++k) in.d[k] = blob.size[k];
-    context_->setInputShape("clip", in);
-    check(cudaMemcpyAsync(buffers_["clip"], blob.ptr<float>(), blob.total() * sizeof(float), cudaMemcpyHostToDevice, stream_), "copy in");
+    for (int k = 0; k < 5; ++k) in.d[k] = padded.size[k];
+    if (!context_->setInputShape("clip", in)) throw std::runtime_error("TensorRT refused the input shape (outside the engine's profile)");
+    check(cudaMemcpyAsync(buffers_["clip"], padded.ptr<float>(), padded.total() * sizeof(float), cudaMemcpyHostToDevice, stream_), "copy in");
     for (auto& b : buffers_) context_->setTensorAddress(b.first.c_str(), b.second);
     if (!context_->enqueueV3(stream_)) throw std::runtime_error("enqueueV3 failed");
     prp::Outputs o;
@@ -73,6 +87,10 @@ class TensorRtBackend : public prp::Backend {
     if (has_logits_) o.logits = fetch("logits");
     o.features = fetch("features");
     check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    if (n < min_batch_) {
+      if (has_logits_) o.logits = o.logits.rowRange(0, n).clone();
+      o.features = o.features.rowRange(0, n).clone();
+    }
     return o;
   }
 
@@ -81,8 +99,17 @@ class TensorRtBackend : public prp::Backend {
   std::unique_ptr<nvinfer1::IRuntime> runtime_;
   std::unique_ptr<nvinfer1::ICudaEngine> engine_;
   std::unique_ptr<nvinfer1::IExecutionContext> context_;
+  void release() noexcept {
+    if (stream_) cudaStreamSynchronize(stream_);  // no copy may still target a buffer freed below
+    for (auto& b : buffers_) cudaFree(b.second);
+    buffers_.clear();
+    if (stream_) cudaStreamDestroy(stream_);
+    stream_ = nullptr;
+  }
+
   std::map<std::string, void*> buffers_;
   cudaStream_t stream_ = nullptr;
+  int min_batch_ = 1;
   int max_batch_ = 1;
   bool has_logits_;
 };
