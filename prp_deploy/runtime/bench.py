@@ -1,6 +1,7 @@
 """`prp-deploy bench`: one run, everything side by side (machines here are noisy).
 
-- per backend and batch size: clips/s, latency p50/p95 (the same random clips for all);
+- per backend and batch size: clips/s (from the median latency), latency p50/p95, the same
+  random clips for all, backends timed in interleaved rounds so a slow spell hits all;
 - the model's GFLOPs per clip (from model.json, counted at export) and the GFLOP/s each
   backend achieves against a float32 matmul peak measured on this machine just before;
 - end-to-end `run` throughput on a video against pure inference of the same windows
@@ -49,15 +50,23 @@ def _backends(model: Path, wanted: list[str], extra: dict):
             yield name, make
 
 
-def _time(backend, clips: np.ndarray, iters: int) -> dict:
-    backend.run(clips)
+ROUNDS = 3  # each backend is timed in this many interleaved rounds: a slow spell of a noisy machine hits all of them
+
+
+def _latencies(backend, clips: np.ndarray, iters: int) -> list[float]:
+    backend.run(clips)  # warm-up: first-call allocation and kernel selection are not steady state
     lat = []
     for _ in range(iters):
         t0 = time.perf_counter()
         backend.run(clips)
         lat.append(time.perf_counter() - t0)
+    return lat
+
+
+def _row(lat: list[float], batch: int) -> dict:
+    """clips/s from the median latency (robust to a few slow calls), p50 and p95."""
     lat = np.array(lat)
-    return {"clips_per_s": len(clips) / float(lat.mean()), "p50_ms": 1e3 * float(np.percentile(lat, 50)), "p95_ms": 1e3 * float(np.percentile(lat, 95))}
+    return {"clips_per_s": batch / float(np.median(lat)), "p50_ms": 1e3 * float(np.percentile(lat, 50)), "p95_ms": 1e3 * float(np.percentile(lat, 95))}
 
 
 def bench(model: Path, backends: list[str], batches: list[int], iters: int, video: Path | None, say: Callable[[str], None] = lambda s: None,
@@ -74,21 +83,22 @@ def bench(model: Path, backends: list[str], batches: list[int], iters: int, vide
     for name, make in _backends(model, backends, extra or {}):
         try:
             engines[name] = make()
-        except PRPError as e:
+        except (PRPError, ImportError) as e:
             say(f"bench: {name} unavailable: {e}")
-            continue
-        except ImportError as e:
-            say(f"bench: {name} unavailable: {e}")
-            continue
-        for b in batches:
-            if getattr(engines[name], "max_batch", None) and b > engines[name].max_batch:
-                continue
-            r = _time(engines[name], rng.random((b, *info.input_shape), dtype=np.float32), iters)
-            r.update(backend=name, batch=b)
+    for b in batches:
+        clips = rng.random((b, *info.input_shape), dtype=np.float32)  # the same clips for every backend
+        fits = [n for n, e in engines.items() if not (getattr(e, "max_batch", None) and b > e.max_batch)]
+        lat: dict[str, list[float]] = {n: [] for n in fits}
+        for _ in range(ROUNDS):
+            for name in fits:
+                lat[name] += _latencies(engines[name], clips, max(1, -(-iters // ROUNDS)))
+        for name in fits:
+            r = {**_row(lat[name], b), "backend": name, "batch": b}
             if gflops:
                 r["gflop_per_s"] = gflops * r["clips_per_s"]
                 r["of_peak"] = r["gflop_per_s"] / peak
             rows.append(r)
+    rows.sort(key=lambda r: (list(engines).index(r["backend"]), r["batch"]))
     if not rows:
         raise PRPError("no backend could run here")
     result = {"model": str(model), "input": list(info.input_shape), "gflops_per_clip": gflops, "matmul_peak_gflop_per_s": peak, "rows": rows}
