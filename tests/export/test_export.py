@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,9 +15,9 @@ from prp_deploy.data.synth import SynthSpec, write_synthetic
 from prp_deploy.errors import PRPError
 from prp_deploy.export.onnx_export import perturb_onnx_weights
 from prp_deploy.export.pipeline import ExportOptions, export
-from prp_deploy.models import ActionRecognizer, EncoderConfig, build_encoder
 from prp_deploy.runtime.backends import OnnxRuntimeBackend
 from prp_deploy.runtime.model_info import read_model_info
+from tests.conftest import shared_clips
 from tests.runs import make_run
 
 CLASSES = ["SlideRight", "SlideLeft", "SlideUp"]
@@ -263,6 +262,33 @@ def test_int8_export_is_calibrated_on_training_videos_and_judged_by_accuracy(tin
 
     assert Recognizer(run / "export", precision="int8").backend.path.name == "model_int8.onnx"
     assert Recognizer(run / "export").backend.path.name == "model.onnx"  # auto never picks INT8 unasked
+    real = shared_clips("ucf101") / "v_BaseballPitch_g03_c01.avi"
+    r = cli("run", str(real), "--model", str(run / "export"), "--precision", "int8", "--out", str(tmp_path / "w.jsonl"))
+    assert r.returncode == 0 and "onnxruntime" in r.stderr, r.stderr
+    assert len((tmp_path / "w.jsonl").read_text().splitlines()) > 5
+
+
+@pytest.mark.slow
+def test_a_model_broken_for_int8_fails_int8_parity(tiny_data, tmp_path):
+    """One channel of the stem's middle activation made 1e4 times larger and the next
+    convolution 1e4 times weaker on it: the same function in FP32 (ReLU commutes with a
+    positive scale), but one UINT8 range for the whole tensor leaves the other channels
+    almost no levels. FP32 must pass, INT8 must fail, loudly, and be kept."""
+    from prp_deploy.rundir import load_checkpoint, save_checkpoint
+
+    run = make_run(tmp_path / "run", tiny_data, "r21d")
+    ckpt = run / "finetune" / "best.pt"
+    state = load_checkpoint(ckpt)
+    w = state["model"]
+    w["encoder.stem.1.weight"][0] *= 1e4
+    w["encoder.stem.1.bias"][0] *= 1e4
+    w["encoder.stem.3.weight"][:, 0] *= 1e-4
+    save_checkpoint(state, ckpt)
+    r = cli("export", str(run), "--int8", "--parity-clips", "16")
+    assert r.returncode == 1 and "parity FAILED for model_int8.onnx" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "PASSED | model.onnx" in r.stdout and "FAILED | model_int8.onnx" in r.stdout
+    report = json.loads((run / "export" / "parity.json").read_text())
+    assert report["artifacts"] == {"model.onnx": True, "model_int8.onnx": False} and (run / "export" / "model_int8.onnx").exists()
 
 
 def test_int8_rule_catches_a_collapsed_model():

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from prp_deploy.data.clips import DecodedFrames
-from prp_deploy.data.preprocess import Preprocess
 from prp_deploy.data.sampling import clip_indices
 from prp_deploy.data.synth import SynthSpec, write_synthetic
 from prp_deploy.errors import PRPError

@@ -1,7 +1,6 @@
 """Training end to end on a tiny synthetic dataset: learning, resume, best checkpoint, errors."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
