@@ -4,7 +4,17 @@ Importing the package imports no torch: the runtime is meant to be embedded with
 OpenCV and an inference engine only.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# FFmpeg (inside OpenCV) prints a line per damaged packet straight to stderr, dozens for one
+# bad file, burying the one line that matters. Both levels are read when OpenCV loads its
+# video backend, so they are set before anything imports cv2; the readers report what was
+# unreadable themselves, once per file. `prp-deploy --verbose` (or setting these variables)
+# brings the raw lines back.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 
 def __getattr__(name):

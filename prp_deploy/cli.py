@@ -4,52 +4,31 @@ A PRPError becomes one line on stderr and exit 1."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .clitypes import CommaList
+from .clitypes import CommaList, OneLineErrors
 from .data.commands import data
 from .errors import PRPError
 from .models.registry import BACKBONES, DEPTHS
 from .runtime.artifacts import ARTIFACTS, ENGINES, PRECISIONS
 
 
-# What the [train] extra brings: a command that needs one of these says so in one line.
-TRAIN_EXTRA = {"torch", "yaml", "cattrs", "onnx", "onnxscript", "matplotlib", "tensorboard"}
-
-
-class _Group(click.Group):
-    """Turns user errors into one line and a non-zero exit, never a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except PRPError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
-        except ModuleNotFoundError as e:
-            missing = (e.name or "").split(".")[0]
-            if missing not in TRAIN_EXTRA:
-                raise
-            click.echo(f"error: `prp-deploy {ctx.invoked_subcommand}` needs {missing}, which comes with training and export: "
-                       "pip install 'prp-deploy[train]'", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-
-
 def _say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="prp-deploy")
-def main():
+@click.option("--verbose", is_flag=True, help="Let FFmpeg's and OpenCV's own decoder messages through to stderr.")
+def main(verbose):
     """PRP video models: self-supervised training, ONNX/TensorRT export, streaming inference."""
+    if verbose:  # before any command imports cv2, which reads these once
+        os.environ.update(OPENCV_FFMPEG_LOGLEVEL="32", OPENCV_LOG_LEVEL="INFO")
 
 
 main.add_command(data)
@@ -190,7 +169,9 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
 @click.option("--features", "features_out", type=click.Path(path_type=Path), default=None, help="Per-window embeddings .npy (+ a .jsonl line per row).")
 @click.option("--overlay", type=click.Path(path_type=Path), default=None, help="Write the video with the top label drawn on it (.mp4).")
 @click.option("--live/--no-live", default=None, help="Drop frames to keep up with real time (default: on for webcams and RTSP).")
-def run_cmd(source, model, backend, precision, task, stride, sample_rate, batch, topk, out, features_out, overlay, live):
+@click.option("--reconnect", type=click.IntRange(0), default=3, show_default=True, help="Reopen a broken network stream this many times in a row.")
+@click.option("--reconnect-wait", type=click.FloatRange(0), default=0.5, show_default=True, help="Seconds before the first reopen; doubles each try.")
+def run_cmd(source, model, backend, precision, task, stride, sample_rate, batch, topk, out, features_out, overlay, live, reconnect, reconnect_wait):
     """Stream SOURCE (a video file, a webcam index such as 0, or a URL) through the model."""
     from .runtime.run import RunOptions, format_summary, run
 
@@ -200,7 +181,8 @@ def run_cmd(source, model, backend, precision, task, stride, sample_rate, batch,
         sample_rate = int(sample_rate)
     if task == "features" and features_out is None and out is None:
         raise PRPError("--task features needs --features FILE.npy (or --out for the window records)")
-    opts = RunOptions(task=task, stride=stride, sample_rate=sample_rate, batch=batch, topk=topk, live=live)
+    opts = RunOptions(task=task, stride=stride, sample_rate=sample_rate, batch=batch, topk=topk, live=live, reconnect=reconnect,
+                      reconnect_wait=reconnect_wait)
     reference = None
     if backend == "torch":  # the debugging reference needs torch and the model code: imported only when asked
         from .export.torch_backend import torch_reference as reference

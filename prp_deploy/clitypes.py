@@ -1,8 +1,12 @@
-"""click parameter types of the `prp-deploy` command."""
+"""click parts of the `prp-deploy` command: its error handling and parameter types."""
 
 from __future__ import annotations
 
+import sys
+
 import click
+
+from .errors import PRPError
 
 
 class CommaList(click.ParamType):
@@ -24,3 +28,28 @@ class CommaList(click.ParamType):
         if not items or bad:
             self.fail(f"{bad[0] if bad else value!r} is not one of {', '.join(self.choices or ())}" if bad else "is empty", param, ctx)
         return items
+
+
+# What the [train] extra brings: a command that needs one of these says so in one line.
+TRAIN_EXTRA = {"torch", "yaml", "cattrs", "onnx", "onnxscript", "matplotlib", "tensorboard"}
+
+
+class OneLineErrors(click.Group):
+    """Turns user errors into one line and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PRPError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        except ModuleNotFoundError as e:
+            missing = (e.name or "").split(".")[0]
+            if missing not in TRAIN_EXTRA:
+                raise
+            click.echo(f"error: `prp-deploy {ctx.invoked_subcommand}` needs {missing}, which comes with training and export: "
+                       "pip install 'prp-deploy[train]'", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)

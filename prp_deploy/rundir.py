@@ -15,7 +15,9 @@ RUN/
 
 from __future__ import annotations
 
+import os
 import platform
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import PRPError
@@ -50,6 +52,33 @@ def newest_export(root: Path | None = None) -> Path:
     if info is None:
         raise PRPError(f"no exported model under {root}: make one with `prp-deploy train` then `prp-deploy export`, or pass --model")
     return info.parent
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """Hold RUN/.lock for the life of a training job: an OS file lock (flock), so a killed
+    holder never leaves a stale lock; a second writer gets one line naming the holder's PID."""
+    import fcntl
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    f = open(run_dir / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise PRPError(f"{run_dir}: another prp-deploy process (PID {holder}) is writing this run folder; "
+                       "wait for it to finish, or use another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    try:
+        yield
+    finally:
+        f.close()  # closing the file releases the lock
 
 
 def read_yaml(path: Path) -> dict:

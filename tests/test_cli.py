@@ -39,6 +39,7 @@ def test_synth_info_prepare_round_trip(tmp_path):
     info = json.loads(r.stdout)
     assert info["classes"] == 3 and info["train_videos"] == 6 and info["test_videos"] == 3
     assert 9 * 20 <= info["frames_total"] <= 9 * 24 and info["unreadable_videos"] == 0
+    assert info["per_class"] == {c: {"train": 2, "test": 1, "unreadable": 0} for c in ("SlideRight", "SlideLeft", "SlideUp")}
     r = run("data", "prepare", "--data", str(out), "--dataset", "ucf101", "--short-side", "32", "--workers", "2")
     assert r.returncode == 0, r.stderr
     assert "9 videos written" in r.stdout
@@ -57,6 +58,10 @@ def test_info_names_unreadable_files_one_per_line(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "unreadable 1" in r.stdout
     assert f"  {root / 'run' / 'broken.avi'}: cannot open as a video" in r.stdout
+    lines = r.stdout.splitlines()  # the classes with their counts, the unreadable ones named
+    run_line = next(line.split() for line in lines if line.split()[:1] == ["run"])
+    assert int(run_line[1]) + int(run_line[3]) == 2 and run_line[-2:] == ["1", "unreadable"], r.stdout
+    assert any(line.split()[0] == "walk" and "unreadable" not in line for line in lines), r.stdout
 
 
 @pytest.mark.parametrize(

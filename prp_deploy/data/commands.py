@@ -79,6 +79,9 @@ def data_info(data_root, dataset, split, workers, as_json):
     else:
         click.echo(f"dataset   {s['dataset']} at {s['root']} (split {s['split']})")
         click.echo(f"classes   {s['classes']} ({s['videos_per_class_min']}-{s['videos_per_class_max']} videos each)")
+        width = max(map(len, s["per_class"]), default=5)
+        for name, n in s["per_class"].items():
+            click.echo(f"  {name:{width}s}  {n['train']:4d} train {n['test']:4d} test" + (f"  {n['unreadable']} unreadable" if n["unreadable"] else ""))
         click.echo(f"videos    {s['train_videos']} train, {s['test_videos']} test")
         click.echo(f"frames    {s['frames_total']} in {s['readable_videos']} readable videos (min {s['frames_min']}, median {s['frames_median']}, max {s['frames_max']})")
         for note in s["notes"]:

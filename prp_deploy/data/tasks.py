@@ -64,6 +64,9 @@ class DatasetReport:
             "test_videos": len(self.index.test),
             "videos_per_class_min": min(per_class),
             "videos_per_class_max": max(per_class),
+            "per_class": {c: {"train": sum(v.label == i for v in self.index.train), "test": sum(v.label == i for v in self.index.test),
+                              "unreadable": sum(v.label == i and str(v.path) in self.unreadable for v in all_videos(self.index))}
+                          for i, c in enumerate(self.index.classes)},
             "readable_videos": len(counts),
             "unreadable_videos": len(self.unreadable),
             "frames_total": sum(counts),
@@ -74,7 +77,7 @@ class DatasetReport:
         }
 
 
-def _probe_one(path: str) -> tuple[str, int | None, float, str | None]:
+def probe_one(path: str) -> tuple[str, int | None, float, str | None]:
     cv2.setNumThreads(1)  # one decode per worker process; OpenCV's own threads would oversubscribe
     try:
         info = probe(path)
@@ -104,7 +107,7 @@ def _map(fn, items, workers: int, progress):
 def describe(index: VideoIndex, workers: int = 1, progress: Callable[[], None] = lambda: None) -> DatasetReport:
     """Decode every video of the split once (counts are cached) and report frames and unreadable files."""
     report = DatasetReport(index)
-    for path, n, fps, why in _map(_probe_one, [str(v.path) for v in all_videos(index)], workers, progress):
+    for path, n, fps, why in _map(probe_one, [str(v.path) for v in all_videos(index)], workers, progress):
         if why is None:
             report.frames[path], report.fps[path] = n, fps
         else:

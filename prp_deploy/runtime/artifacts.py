@@ -70,3 +70,31 @@ def choose(export_dir: Path, engine: str = "auto", precision: str | None = None)
         raise PRPError(f"{export_dir}: no {wanted} model (looked for {', '.join(a.file for a in rows) or 'nothing: no artefact is both'}); "
                        "build it with `prp-deploy export` (--fp16, --trt)")
     return present
+
+
+def sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_unchanged(path: Path) -> None:
+    """An artefact must be the file parity checked: parity.json beside it records each
+    artefact's sha256, so an export interrupted after rewriting a model (and before its new
+    check) or a file edited since is refused instead of run on an old verdict."""
+    report = Path(path).with_name("parity.json")
+    if not report.exists():
+        return
+    import json
+
+    try:
+        recorded = json.loads(report.read_text()).get("sha256", {}).get(Path(path).name)
+    except (OSError, ValueError):
+        raise PRPError(f"{report}: unreadable; re-check the export with `prp-deploy export --verify-only`") from None
+    if recorded and recorded != sha256(path):
+        raise PRPError(f"{path}: is not the file parity checked (its sha256 differs from parity.json's); "
+                       "re-check it with `prp-deploy export RUN --verify-only`, or re-export")

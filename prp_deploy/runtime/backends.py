@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import PRPError
-from .artifacts import Artifact, choose, for_path
+from .artifacts import Artifact, check_unchanged, choose, for_path
 
 
 class Backend(Protocol):
@@ -175,9 +175,12 @@ def check_backend_matches(backend, info) -> None:
         raise PRPError(f"model metadata promises outputs {missing} that the graph does not have ({list(backend.outputs)}); re-export the model")
 
 
-def open_artifact(path: Path, artifact: Artifact, device: str = "auto") -> Backend:
+def open_artifact(path: Path, artifact: Artifact, device: str = "auto", verify: bool = True) -> Backend:
     """The backend class of `artifact`'s engine on `path`. ONNX Runtime takes CUDA when its
-    CUDA provider is here (device auto), else the CPU."""
+    CUDA provider is here (device auto), else the CPU. `verify`: refuse a file that is not
+    the one parity.json checked (export itself opens new files before it checks them)."""
+    if verify:
+        check_unchanged(Path(path))
     if artifact.engine == "tensorrt":
         return TensorRTBackend(path)
     if device == "auto":

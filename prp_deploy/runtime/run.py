@@ -33,6 +33,8 @@ class RunOptions:
     batch: int = 8
     topk: int = 5
     live: bool | None = None  # None: webcams and RTSP are live, files are not
+    reconnect: int = 3  # a network stream that breaks is reopened this many times in a row before giving up
+    reconnect_wait: float = 0.5  # seconds before the first reopen, doubling each further try
 
 
 def find_model(model: str | Path | None, say: Callable[[str], None]) -> Path:
@@ -72,7 +74,7 @@ def stream_records(source: str, info: ModelInfo, backend, opts: RunOptions, stat
         raise PRPError(f"--topk must be >= 1, got {opts.topk}")
     stats = stats or StreamStats()
     spec = parse_source(source, opts.live)
-    reader = FrameReader(spec, info.preprocess, keep_original=overlay is not None)
+    reader = FrameReader(spec, info.preprocess, keep_original=overlay is not None, reconnects=opts.reconnect, backoff_s=opts.reconnect_wait)
     step = resolve_sample_rate(opts.sample_rate, info, reader.fps, say)
     span = (info.preprocess.frames - 1) * step + 1
     stride = opts.stride or max(1, (info.preprocess.frames // 2) * step)
@@ -110,6 +112,7 @@ def stream_records(source: str, info: ModelInfo, backend, opts: RunOptions, stat
         reader.stop()
         stats.frames = reader.frames
         stats.dropped_frames = reader.dropped
+        stats.reconnects = reader.reopened
         stats.wall_s = time.perf_counter() - t0
         if stats.windows and stats.padded_windows and reader.frames < span:
             say(f"{spec.name}: {reader.frames} frames, shorter than one window of {span}: padded by repeating the last frame")
@@ -196,7 +199,8 @@ def format_summary(s: dict) -> str:
     lines = []
     if video:
         lines.append("video: " + ", ".join(f"{p['label']} {p['score']:.3f}" for p in video))
-    lines.append(f"frames {s['frames']}, windows {s['windows']}, dropped frames {s['dropped_frames']}, padded windows {s['padded_windows']}")
+    lines.append(f"frames {s['frames']}, windows {s['windows']}, dropped frames {s['dropped_frames']}, padded windows {s['padded_windows']}"
+                 + (f", reconnects {s['reconnects']}" if s.get("reconnects") else ""))
     lines.append(f"throughput {s['frames_per_s']:.1f} frames/s, {s['windows_per_s']:.2f} windows/s; "
                  f"latency p50 {s['latency_p50_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms; backend {s.get('backend')}")
     return "\n".join(lines)

@@ -98,6 +98,7 @@ class FrameReader:
         self.fps = fps if fps == fps and 0 < fps < 1000 else 0.0
         self.dropped = 0
         self.frames = 0
+        self.reopened = 0  # successful reconnects of a network stream
         self.error: str | None = None  # why the source ended early, if it did
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prp-reader", daemon=True)
@@ -131,26 +132,42 @@ class FrameReader:
                 except queue.Empty:
                     pass
 
+    def _reopen(self, delivered: int) -> bool:
+        """Reopen a broken network stream. A live one resumes at its live point; a recorded
+        one (HTTP file) starts again from its first frame, so the frames already delivered
+        are read and dropped: numbering carries on where it stopped, nothing is repeated."""
+        try:
+            self.cap.release()
+            self.cap = open_capture(self.spec)
+        except PRPError:
+            return False
+        for _ in range(0 if self.spec.live else delivered):
+            if not self.cap.grab():
+                return False
+        return True
+
+    def _at_end(self, delivered: int) -> bool:
+        """A recorded network stream that delivered the frames its container claims has ended (not broken)."""
+        claimed = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not self.spec.live else 0
+        return claimed > 0 and delivered >= claimed
+
     def _run(self) -> None:
         index, attempts = 0, 0
         try:
             while not self._stop.is_set():
                 ok, bgr = self.cap.read()
                 if not ok:
-                    if self.spec.kind == "network" and attempts < self.reconnects:
+                    if self.spec.kind == "network" and not self._at_end(index) and attempts < self.reconnects:
                         attempts += 1
                         time.sleep(self.backoff_s * 2 ** (attempts - 1))
-                        try:
-                            self.cap.release()
-                            self.cap = open_capture(self.spec)
-                            continue
-                        except PRPError:
-                            continue
-                    if self.spec.kind == "network":
-                        self.error = f"{self.spec.target}: the stream stopped and did not come back after {self.reconnects} reconnects"
+                        self.reopened += self._reopen(index)
+                        continue
+                    if self.spec.kind == "network" and not self._at_end(index):
+                        self.error = (f"{self.spec.target}: the stream stopped at frame {index} and did not come back "
+                                      f"after {self.reconnects} reconnects")
                     elif self.spec.kind == "webcam":
                         self.error = f"webcam {self.spec.target}: stopped delivering frames"
-                    else:
+                    elif self.spec.kind == "file":
                         self._check_file_end(index)
                     break
                 attempts = 0

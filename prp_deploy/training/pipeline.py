@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -19,7 +20,7 @@ from ..data.tasks import all_videos, prepare, resolve_index
 from ..errors import PRPError
 from ..files import atomic_write
 from ..models import ActionRecognizer, PRPModel, build_encoder, encoder_config_of, load_encoder_weights
-from ..rundir import CONFIG_FILE, EVAL_FILE, load_checkpoint, read_run_config, runs_dir, versions, write_run_config
+from ..rundir import CONFIG_FILE, EVAL_FILE, load_checkpoint, read_run_config, run_lock, runs_dir, versions, write_run_config
 from .common import MetricsLog, Runtime, StopFlag, setup_runtime
 from .config import TrainConfig, val_count
 from .evaluate import pretext, recognition, retrieval
@@ -110,16 +111,14 @@ def evaluate(cfg: TrainConfig, run_dir: Path, index: VideoIndex, val: list[Video
     return result
 
 
-def prepare_run_dir(cfg: TrainConfig, out: Path | None, stage: str, resume: bool, rt: Runtime) -> Path:
-    """The run folder, with config.yaml written; refuses to mix two configs in one folder."""
-    run_dir = Path(out) if out else runs_dir() / default_run_name(cfg)
+def prepare_run_dir(cfg: TrainConfig, run_dir: Path, stage: str, resume: bool, rt: Runtime) -> None:
+    """config.yaml written into the run folder; refuses to mix two configs in one folder."""
     if (run_dir / CONFIG_FILE).exists() and not resume:
         same = read_run_config(run_dir).get("config_hash") == cfg.hash()
         if stage in ("all", "pretrain") or not same:
             raise PRPError(f"{run_dir}: already holds a run{'' if same else ' with another config'}; use --resume to continue it, or another --out")
     if rt.is_main and (resume or not (run_dir / CONFIG_FILE).exists()):  # a resume may have extended the epochs
         write_run_config(run_dir, cfg.to_dict(), cfg.hash())
-    return run_dir
 
 
 def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: Path | None = None, resume: bool = False,
@@ -135,27 +134,30 @@ def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: P
         cfg = replace(cfg, data=replace(cfg.data, dataset="ucf101"))
     if cfg.data.use_cache and (cfg.data.data is None or cfg.preset == "tiny") and rt.is_main:
         fill_cache(index, cfg, say)
-    run_dir = prepare_run_dir(cfg, out, stage, resume, rt)
-    train_videos, val_videos = split_validation(index.train, val_count(cfg, index.name, len(index.train)), cfg.seed)
-    say(f"run {run_dir}: {index.name} split {index.split}, {len(train_videos)} train / {len(val_videos)} val / {len(index.test)} test videos, "
-        f"{cfg.model.backbone}-{cfg.model.depth} width {cfg.model.width}, objective {cfg.pretrain.objective}, device {rt.device}")
-    metrics = MetricsLog(run_dir, enabled=rt.is_main)
-    stop = StopFlag()
-    try:
-        with stop.installed():
-            # With --init the encoder comes pretrained (e.g. UCF101 → HMDB51): no pretraining here.
-            if stage in ("all", "pretrain") and cfg.pretrain.objective != "none" and init is None:
-                run_stage(pretrain_stage(cfg, run_dir, train_videos, val_videos, rt), rt, metrics, resume, stop, say)
-                if rt.world > 1:
-                    torch.distributed.barrier()  # every rank finetunes from the best.pt rank 0 has finished writing
-            if stage in ("all", "finetune"):
-                run_stage(finetune_stage(cfg, run_dir, index, train_videos, val_videos, init, rt, say), rt, metrics, resume, stop, say)
-        if stage in ("all", "eval") and rt.is_main:
-            result = evaluate(cfg, run_dir, index, val_videos, rt, say, init)
-            atomic_write(run_dir / EVAL_FILE, json.dumps(result, indent=2))
-            say(eval_summary(result))
-    finally:
-        metrics.close()
-        if rt.is_main:
-            plot_curves(run_dir)
+    run_dir = Path(out) if out else runs_dir() / default_run_name(cfg)
+    # One writer per run folder: a second `train --out RUN` (or --resume) while one runs is refused.
+    with run_lock(run_dir) if rt.is_main else nullcontext():
+        prepare_run_dir(cfg, run_dir, stage, resume, rt)
+        train_videos, val_videos = split_validation(index.train, val_count(cfg, index.name, len(index.train)), cfg.seed)
+        say(f"run {run_dir}: {index.name} split {index.split}, {len(train_videos)} train / {len(val_videos)} val / {len(index.test)} test videos, "
+            f"{cfg.model.backbone}-{cfg.model.depth} width {cfg.model.width}, objective {cfg.pretrain.objective}, device {rt.device}")
+        metrics = MetricsLog(run_dir, enabled=rt.is_main)
+        stop = StopFlag()
+        try:
+            with stop.installed():
+                # With --init the encoder comes pretrained (e.g. UCF101 → HMDB51): no pretraining here.
+                if stage in ("all", "pretrain") and cfg.pretrain.objective != "none" and init is None:
+                    run_stage(pretrain_stage(cfg, run_dir, train_videos, val_videos, rt), rt, metrics, resume, stop, say)
+                    if rt.world > 1:
+                        torch.distributed.barrier()  # every rank finetunes from the best.pt rank 0 has finished writing
+                if stage in ("all", "finetune"):
+                    run_stage(finetune_stage(cfg, run_dir, index, train_videos, val_videos, init, rt, say), rt, metrics, resume, stop, say)
+            if stage in ("all", "eval") and rt.is_main:
+                result = evaluate(cfg, run_dir, index, val_videos, rt, say, init)
+                atomic_write(run_dir / EVAL_FILE, json.dumps(result, indent=2))
+                say(eval_summary(result))
+        finally:
+            metrics.close()
+            if rt.is_main:
+                plot_curves(run_dir)
     return run_dir

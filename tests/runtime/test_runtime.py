@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -248,3 +249,93 @@ def test_engine_from_another_tensorrt_or_gpu_is_refused():
         check_engine_compatibility(facts, "11.0.0", "9.0", Path("m.plan"))
     with pytest.raises(PRPError, match=r"compute capability 9\.0 \(NVIDIA H100\), this GPU is 8\.6"):
         check_engine_compatibility(facts, "10.13.0", "8.6", Path("m.plan"))
+
+
+def test_truncated_clip_is_a_few_lines_naming_the_file(exported, tmp_path):
+    """FFmpeg's per-packet chatter stays out of the user's stderr: the damage is said once."""
+    src = shared_clips("ucf101") / "v_BaseballPitch_g03_c01.avi"
+    bad = tmp_path / "truncated.avi"
+    bad.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    r = cli("run", str(bad), "--model", str(exported), "--out", str(tmp_path / "w.jsonl"))
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 1 and 1 <= len(lines) <= 3 and "Traceback" not in r.stderr, r.stderr
+    assert str(bad) in r.stderr and re.search(r"decoding stopped at frame \d+ of \d+", r.stderr), r.stderr
+    assert (tmp_path / "w.jsonl").read_text().count("\n") > 0  # what was read before the damage is kept
+
+
+def test_damaged_model_files_are_one_line(exported, tmp_path):
+    video = shared_clips("ucf101") / "v_BaseballPitch_g03_c01.avi"
+    bad = tmp_path / "export"
+    shutil.copytree(exported, bad)
+    (bad / "model.onnx").write_bytes((bad / "model.onnx").read_bytes()[:4000])  # a copy cut short
+    r = cli("run", str(video), "--model", str(bad))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "is not the file parity checked" in r.stderr, r.stderr
+    (bad / "parity.json").unlink()  # no record to compare with: the load itself must fail in one line
+    r = cli("run", str(video), "--model", str(bad))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "onnxruntime cannot load it" in r.stderr, r.stderr
+    (bad / "model.json").write_text("{not json")
+    r = cli("run", str(video), "--model", str(bad))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not valid JSON" in r.stderr, r.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(video, port):
+    import socket
+
+    server = subprocess.Popen([sys.executable, str(REPO / "tests" / "stream_server.py"), str(video), str(port), "1024", "0.05"])
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return server
+        time.sleep(0.05)
+    server.kill()
+    raise RuntimeError("the test server did not start")
+
+
+@pytest.mark.slow
+def test_stream_that_dies_and_comes_back_carries_on(exported, tmp_path):
+    video = write_video(tmp_path / "v.avi", [index_frame(i % 37) for i in range(160)])
+    port, out = _free_port(), tmp_path / "w.jsonl"
+    server = _serve(video, port)
+    url = f"http://127.0.0.1:{port}/v.avi"
+    run = subprocess.Popen([sys.executable, "-m", "prp_deploy", "run", url, "--model", str(exported), "--out", str(out),
+                            "--reconnect", "6", "--reconnect-wait", "0.3"], stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    server.kill()  # mid-stream
+    server.wait()
+    time.sleep(1.0)
+    server = _serve(video, port)
+    try:
+        _, err = run.communicate(timeout=180)
+    finally:
+        server.kill()
+    assert run.returncode == 0 and "Traceback" not in err, err
+    assert re.search(r"reconnects [1-9]", err), err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["window"] for r in records] == list(range(len(records)))  # numbered on
+    starts = [r["start_frame"] for r in records]
+    assert starts == sorted(set(starts)) and records[-1]["end_frame"] >= 150  # nothing repeated, the whole video seen
+
+
+@pytest.mark.slow
+def test_stream_gone_for_good_gives_up_in_one_line(exported, tmp_path):
+    video = write_video(tmp_path / "v.avi", [index_frame(i % 37) for i in range(160)])
+    port, out = _free_port(), tmp_path / "w.jsonl"
+    server = _serve(video, port)
+    run = subprocess.Popen([sys.executable, "-m", "prp_deploy", "run", f"http://127.0.0.1:{port}/v.avi", "--model", str(exported),
+                            "--out", str(out), "--reconnect", "2", "--reconnect-wait", "0.2"], stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    server.kill()
+    _, err = run.communicate(timeout=120)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert run.returncode == 1 and len(errors) == 1 and "did not come back after 2 reconnects" in errors[0] and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == errors[0]  # the last word, one line
+    assert re.search(r"\((\d+) windows written before it\)", errors[0]) and out.read_text().count("\n") > 0  # written before: kept

@@ -148,6 +148,8 @@ def test_ctrl_c_saves_and_resume_finishes(tiny_data, tmp_path):
     deadline = time.time() + 120
     while not (out / "pretrain" / "last.pt").exists() and time.time() < deadline:
         time.sleep(0.2)
+    second = cli("train", "--resume", "--out", str(out), "--stage", "pretrain")  # one writer per run folder
+    assert second.returncode == 1 and f"(PID {proc.pid})" in second.stderr and second.stderr.count("\n") == 1, second.stderr
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -157,6 +159,22 @@ def test_ctrl_c_saves_and_resume_finishes(tiny_data, tmp_path):
     r = cli("train", "--resume", "--out", str(out), "--stage", "pretrain", "--pretrain-epochs", "50")
     assert r.returncode == 0, r.stderr
     assert "resuming at epoch" in r.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_writer_leaves_no_stale_lock(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(tiny_data), "--dataset", "ucf101", "--backbone", "r3d", "--width", "0.125", "--frames", "8",
+            "--crop", "32", "--short-side", "40", "--workers", "0", "--pretrain-epochs", "50", "--finetune-epochs", "0",
+            "--stage", "pretrain", "--objective", "dp", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "prp_deploy", *args], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not ((out / ".lock").exists() and (out / ".lock").read_text().strip() == str(proc.pid)) and time.time() < deadline:
+        time.sleep(0.1)
+    proc.kill()  # SIGKILL: no handler runs, the OS drops the lock with the process
+    proc.wait(timeout=60)
+    r = cli("train", "--resume", "--out", str(out), "--stage", "pretrain", "--pretrain-epochs", "1")
+    assert r.returncode == 0 and "another prp-deploy process" not in r.stderr, r.stderr
 
 
 @pytest.mark.slow
