@@ -87,9 +87,9 @@ def main() -> int:
         run, best_before = work / f"killed-{len(rounds)}", {}
         while True:
             proc = launch(data, run, env)
-            delay = rng.uniform(0.3, 0.6 * straight_s)  # anywhere: start-up, a step, a checkpoint write, validation, evaluation
+            delay = rng.uniform(0.3, straight_s)  # anywhere: start-up, a step, a checkpoint write, validation, evaluation
             try:
-                proc.wait(timeout=delay)
+                proc.wait(timeout=delay if kills < args.kills else None)  # the kills done, the last resume runs to the end
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

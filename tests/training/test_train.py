@@ -193,3 +193,15 @@ def test_torchrun_ddp_on_cpu(tiny_data, tmp_path):
     assert [(l["stage"], l["epoch"]) for l in lines] == [("pretrain", 1), ("pretrain", 2), ("finetune", 1)]
     assert json.loads((out / "eval.json").read_text())["recognition"]["videos"] == 9
     assert r.stderr.count("pretrain epoch 1:") == 1  # one rank speaks
+
+
+@pytest.mark.slow
+def test_kill_anywhere_then_resume_matches_a_straight_run(tmp_path):
+    """The short version of scripts/fault_train.py: SIGKILL at random instants, resume each
+    time; checkpoints always load, best.pt never worsens, final weights and eval identical."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "fault_train.py"
+    r = subprocess.run([sys.executable, str(script), "--kills", "2", "--json", str(tmp_path / "f.json")], capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((tmp_path / "f.json").read_text())
+    assert result["kills"] == 2 and result["all_identical"] and result["rounds"] >= 1
