@@ -47,14 +47,19 @@ def test_ucf101_split_naming_absent_video_names_file_and_line(tmp_path):
         ucf101_index(root, 2)
 
 
+def split_file_error(read_index, root: Path, split_file: Path, text: str, pattern: str, split: int = 1) -> None:
+    """`split_file` holding `text` makes `read_index(root, split)` fail with a message matching `pattern`."""
+    split_file.write_text(text)
+    with pytest.raises(PRPError, match=pattern):
+        read_index(root, split)
+
+
 def test_ucf101_unknown_class_and_bad_label(tmp_path):
     root = ucf_tree(tmp_path)
-    (root / "ucfTrainTestlist" / "trainlist01.txt").write_text("Surfing/v_Surfing_g01_c01.avi 3\n")
-    with pytest.raises(PRPError, match=r"trainlist01\.txt:1: unknown class 'Surfing'"):
-        ucf101_index(root, 1)
-    (root / "ucfTrainTestlist" / "trainlist01.txt").write_text("ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 2\n")
-    with pytest.raises(PRPError, match=r"trainlist01\.txt:1: label 2 contradicts class 'ApplyEyeMakeup'"):
-        ucf101_index(root, 1)
+    lists = root / "ucfTrainTestlist" / "trainlist01.txt"
+    split_file_error(ucf101_index, root, lists, "Surfing/v_Surfing_g01_c01.avi 3\n", r"trainlist01\.txt:1: unknown class 'Surfing'")
+    split_file_error(ucf101_index, root, lists, "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 2\n",
+                     r"trainlist01\.txt:1: label 2 contradicts class 'ApplyEyeMakeup'")
 
 
 def test_ucf101_empty_class(tmp_path):
@@ -97,12 +102,9 @@ def test_hmdb51_native_split_files(tmp_path):
 
 def test_hmdb51_errors_name_file_and_line(tmp_path):
     root = hmdb_tree(tmp_path)
-    (root / "testTrainMulti_7030_splits" / "wave_test_split1.txt").write_text("wave_clip0.avi 1\nwave_gone.avi 2\n")
-    with pytest.raises(PRPError, match=r"wave_test_split1\.txt:2: video wave_gone\.avi is not in"):
-        hmdb51_index(root, 1)
-    (root / "testTrainMulti_7030_splits" / "wave_test_split1.txt").write_text("wave_clip0.avi 7\n")
-    with pytest.raises(PRPError, match=r"wave_test_split1\.txt:1: expected '<file> 0\|1\|2'"):
-        hmdb51_index(root, 1)
+    split = root / "testTrainMulti_7030_splits" / "wave_test_split1.txt"
+    split_file_error(hmdb51_index, root, split, "wave_clip0.avi 1\nwave_gone.avi 2\n", r"wave_test_split1\.txt:2: video wave_gone\.avi is not in")
+    split_file_error(hmdb51_index, root, split, "wave_clip0.avi 7\n", r"wave_test_split1\.txt:1: expected '<file> 0\|1\|2'")
 
 
 def folder_tree(root: Path) -> Path:

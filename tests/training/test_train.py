@@ -138,12 +138,17 @@ def test_cli_errors_are_one_line(tiny_data, tmp_path):
     assert len(r.stderr.strip().splitlines()) <= 3 and "Traceback" not in r.stderr
 
 
+def long_pretraining(data: Path, out: Path) -> list[str]:
+    """A pretraining of 50 epochs: long enough to be interrupted."""
+    return ["train", "--data", str(data), "--dataset", "ucf101", "--backbone", "r3d", "--width", "0.125", "--frames", "8", "--crop", "32",
+            "--short-side", "40", "--workers", "0", "--pretrain-epochs", "50", "--finetune-epochs", "0", "--stage", "pretrain",
+            "--objective", "dp", "--out", str(out)]
+
+
 @pytest.mark.slow
 def test_ctrl_c_saves_and_resume_finishes(tiny_data, tmp_path):
     out = tmp_path / "run"
-    args = ["train", "--data", str(tiny_data), "--dataset", "ucf101", "--backbone", "r3d", "--width", "0.125", "--frames", "8",
-            "--crop", "32", "--short-side", "40", "--workers", "0", "--pretrain-epochs", "50", "--finetune-epochs", "0",
-            "--stage", "pretrain", "--objective", "dp", "--out", str(out)]
+    args = long_pretraining(tiny_data, out)
     proc = subprocess.Popen([sys.executable, "-m", "prp_deploy", *args], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / "pretrain" / "last.pt").exists() and time.time() < deadline:
@@ -164,9 +169,7 @@ def test_ctrl_c_saves_and_resume_finishes(tiny_data, tmp_path):
 @pytest.mark.slow
 def test_a_killed_writer_leaves_no_stale_lock(tiny_data, tmp_path):
     out = tmp_path / "run"
-    args = ["train", "--data", str(tiny_data), "--dataset", "ucf101", "--backbone", "r3d", "--width", "0.125", "--frames", "8",
-            "--crop", "32", "--short-side", "40", "--workers", "0", "--pretrain-epochs", "50", "--finetune-epochs", "0",
-            "--stage", "pretrain", "--objective", "dp", "--out", str(out)]
+    args = long_pretraining(tiny_data, out)
     proc = subprocess.Popen([sys.executable, "-m", "prp_deploy", *args], stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not ((out / ".lock").exists() and (out / ".lock").read_text().strip() == str(proc.pid)) and time.time() < deadline:
