@@ -172,7 +172,8 @@ def test_a_killed_writer_leaves_no_stale_lock(tiny_data, tmp_path):
     args = long_pretraining(tiny_data, out)
     proc = subprocess.Popen([sys.executable, "-m", "prp_deploy", *args], stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not ((out / ".lock").exists() and (out / ".lock").read_text().strip() == str(proc.pid)) and time.time() < deadline:
+    holding = lambda: (out / ".lock").exists() and (out / ".lock").read_text().strip() == str(proc.pid)  # noqa: E731
+    while not (holding() and (out / "config.yaml").exists()) and time.time() < deadline:  # the lock held, the run written
         time.sleep(0.1)
     proc.kill()  # SIGKILL: no handler runs, the OS drops the lock with the process
     proc.wait(timeout=60)
