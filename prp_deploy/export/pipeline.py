@@ -137,6 +137,8 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     # Build: each wanted row of the artefact table, its sources first.
     facts, unavailable, checked = {}, {}, []
     if not opts.verify_only:
+        for leftover in out.glob(".*.tmp"):  # temp files of an export killed mid-write (atomic_write renames only whole files)
+            leftover.unlink(missing_ok=True)
         say(f"export: {ckpt} ({model.kind}, {meta['backbone']['backbone']}) → {out}")
         atomic_write(out / MODEL_INFO_FILE, json.dumps(meta, indent=2))
         inputs = BuildInputs(model, clip_shape, meta, opts.batch, out, opts.int8_options,

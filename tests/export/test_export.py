@@ -316,3 +316,35 @@ def test_bench_before_training_exports_a_random_model_of_that_shape(tmp_path):
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert {(row["backend"], row["batch"]) for row in rows} == {(b, n) for b in ("onnxruntime", "onnxruntime-int8", "torch") for n in (1, 2)}
     assert all(row["clips_per_s"] > 0 for row in rows)
+
+
+@pytest.mark.slow
+def test_export_killed_anywhere_never_leaves_a_checked_claim_on_another_file(tiny_data, tmp_path):
+    """SIGKILL an export at a few instants (ONNX save, FP16 conversion, parity): every model file
+    is whole, the runtime never runs a file that parity.json did not judge, and a re-run finishes."""
+    import time
+
+    from prp_deploy.runtime.backends import open_backend
+
+    run = make_run(tmp_path / "run", tiny_data, "r3d")
+    assert cli("export", str(run), "--fp16", "--parity-clips", "8").returncode == 0
+    perturb_onnx_weights(run / "export" / "model.onnx")  # what an interrupted re-export leaves: a new file, the old verdict
+    with pytest.raises(PRPError, match="is not the file parity checked"):
+        open_backend(run / "export", "onnxruntime")
+    for delay in (1.0, 2.5, 4.0):
+        proc = subprocess.Popen([sys.executable, "-m", "prp_deploy", "export", str(run), "--fp16", "--parity-clips", "8"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        for f in (run / "export").glob("*.onnx"):
+            onnx.load(str(f))  # whole: written by rename, never in place
+        report = json.loads((run / "export" / "parity.json").read_text())
+        for name in report["sha256"]:
+            try:
+                open_backend(run / "export" / name)
+            except PRPError as e:
+                assert "is not the file parity checked" in str(e)
+    r = cli("export", str(run), "--fp16", "--parity-clips", "8")
+    assert r.returncode == 0, r.stderr
+    assert open_backend(run / "export", "onnxruntime", "fp16").path.name == "model_fp16.onnx"
