@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 # unreadable themselves, once per file. `prp-deploy --verbose` (or setting these variables)
 # brings the raw lines back.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")  # its "could not open" errors: ours say it in one line
 
 
 def __getattr__(name):
