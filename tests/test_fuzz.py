@@ -6,6 +6,7 @@ limit per case (docs/results.md)."""
 
 import importlib.util
 import logging
+import signal
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("fuzz_inputs", REPO / "scripts" / "fuzz_inputs.py")
 fuzz = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fuzz)
+CASE_SECONDS = 60
 CLIPS = sorted(p for p in SHARED_CLIPS.rglob("*") if p.suffix in (".avi", ".mp4")) if SHARED_CLIPS.is_dir() else []
 
 
@@ -36,10 +38,17 @@ def export_dir(tmp_path_factory):
 @given(src=st.sampled_from(CLIPS or [Path("missing")]), other=st.sampled_from(CLIPS or [Path("missing")]), kind=st.sampled_from(KINDS),
        at=st.floats(0, 1), size=st.sampled_from([1e-4, 1e-3, 0.01, 0.1]), seed=st.integers(0, 2**30))
 def test_damaged_clips_give_frames_or_one_line_errors(export_dir, tmp_path, src, other, kind, at, size, seed):
+    def hang(signum, frame):
+        raise TimeoutError(f"no answer within {CASE_SECONDS} s: a hang on {kind} at {at:.3f} of {src.name}")
+
     logging.disable(logging.WARNING)
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(CASE_SECONDS)  # each case bounded in time: a reader that never returns fails the test instead of CI
     try:
         outcome = fuzz.run_case(str(src), kind, at, size, seed, str(other), str(export_dir), str(tmp_path))
     finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
         logging.disable(logging.NOTSET)
     bugs = {k: v for k, v in outcome.items() if v.startswith("bug")}
     assert not bugs, (kind, at, size, src.name, bugs)
