@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from prp_deploy.export.int8 import first_and_last_layers, quantize
+from prp_deploy.export.int8 import first_and_last_layers, preprocessed, quantize
 from prp_deploy.export.parity import compare
-from prp_deploy.export.parity_clips import by_class_round_robin, real_clips, run_index
+from prp_deploy.export.parity_clips import by_class_round_robin, clips_per_video, real_clips, run_index
 from prp_deploy.export.torch_backend import load_model
 from prp_deploy.runtime.backends import OnnxRuntimeBackend
 from prp_deploy.runtime.model_info import read_model_info
@@ -33,18 +33,18 @@ def main() -> None:
     ref = OnnxRuntimeBackend(fp32).run(test)
     out = Path(tempfile.mkdtemp()) / "int8.onnx"
     print("layers kept | clips | 5th-pct cosine (spread) | top-1 agreement on clear clips (min)")
-    for name, keep in (("none", ()), ("first+last", first_and_last_layers(fp32))):
-        for n in (int(c) for c in args.clips.split(",")):
-            p5, agree = [], []
-            for seed in range(3):
-                videos = by_class_round_robin(list(index.train), seed)[0::2]
-                calib, _ = real_clips(videos, spec, n, per_video=min(16, -(-n // len(videos))))
-                quantize(fp32, out, calib, "minmax", keep)
-                got = OnnxRuntimeBackend(out).run(test)
-                p5.append(compare(ref["features"], got["features"], "features", "int8", 0, 0, artifact="", backend="", inputs="").stats["p5_cosine"])
-                agree.append(compare(ref["logits"], got["logits"], "logits", "int8", 0, 0, artifact="", backend="", inputs="").stats["top1_agree_clear"])
-            print(f"{name} | {n} | {np.mean(p5):.4f} ({max(p5) - min(p5):.4f}) | {100 * np.mean(agree):.1f} % ({100 * min(agree):.1f} %)", flush=True)
-
+    with preprocessed(fp32) as pre:
+        for name, keep in (("none", ()), ("first+last", first_and_last_layers(pre))):
+            for n in (int(c) for c in args.clips.split(",")):
+                p5, agree = [], []
+                for seed in range(3):
+                    videos = by_class_round_robin(list(index.train), seed)[0::2]
+                    calib, _ = real_clips(videos, spec, n, per_video=clips_per_video(n, videos, 16))
+                    quantize(pre, out, calib, "minmax", keep)
+                    got = OnnxRuntimeBackend(out).run(test)
+                    p5.append(compare(ref["features"], got["features"], "features", "int8", 0, 0, artifact="", backend="", inputs="").stats["p5_cosine"])
+                    agree.append(compare(ref["logits"], got["logits"], "logits", "int8", 0, 0, artifact="", backend="", inputs="").stats["top1_agree_clear"])
+                print(f"{name} | {n} | {np.mean(p5):.4f} ({max(p5) - min(p5):.4f}) | {100 * np.mean(agree):.1f} % ({100 * min(agree):.1f} %)", flush=True)
 
 if __name__ == "__main__":
     main()

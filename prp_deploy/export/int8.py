@@ -4,16 +4,17 @@ weights, UINT8 activations), calibrated on clips of the run's *training* videos.
 The QDQ graph runs in ONNX Runtime's CPU kernels (integer convolutions) and is what
 TensorRT's explicit-quantisation mode consumes for an INT8 engine. When plain quantisation
 loses too much, what the field does is tried in order (first and last layers kept in
-FP32, percentile then entropy calibration, twice the clips) and judged on held-back
+FP32, then percentile and entropy calibration; more clips made fidelity worse, see
+docs/results.md) and judged on held-back
 *training* clips, never on the test clips that parity judges the chosen graph by. The
 export log and model.json say which step was needed.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,7 @@ class Int8Options:
 class Calibration:
     clips: np.ndarray  # (N, 3, T, crop, crop), from training videos
     videos: list[str]
-    check: np.ndarray  # held-back training clips the remedies are judged on
-    facts: dict = field(default_factory=dict)
+    check: np.ndarray  # held-back training clips the remedies are judged on (empty: no remedies)
 
 
 class _Reader:
@@ -58,80 +58,79 @@ def _conv_like_nodes(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
 
 
-def quantize(fp32: Path, dst: Path, clips: np.ndarray, method: str, exclude: tuple[str, ...]) -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+@contextmanager
+def preprocessed(fp32: Path):
+    """ORT's quantisation pre-processing (shape inference, fusions), once for every attempt: a temp file."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre))
+        yield pre
+
+
+def first_and_last_layers(pre: Path) -> tuple[str, ...]:
+    """The first and last Conv/Gemm/MatMul of a pre-processed graph."""
+    nodes = _conv_like_nodes(onnx.load(str(pre)))
+    return tuple(dict.fromkeys([nodes[0], nodes[-1]])) if nodes else ()
+
+
+def quantize(pre: Path, dst: Path, clips: np.ndarray, method: str, exclude: tuple[str, ...], meta: dict | None = None) -> None:
+    """A QDQ graph of the pre-processed `pre`, written to `dst` (with `meta` as its prp_deploy metadata)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     if method not in METHODS:
         raise PRPError(f"--calib-method must be one of {', '.join(METHODS)}, got {method!r}")
     calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[method]
+    known = set(_conv_like_nodes(onnx.load(str(pre))))
+    unknown = [n for n in exclude if n not in known]
+    if unknown:
+        raise PRPError(f"--int8-exclude: no node {unknown[0]!r} in the graph (its Conv/Gemm/MatMul nodes: {', '.join(sorted(known)[:6])}, ...)")
     with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(fp32), str(pre))  # shape inference and graph fusions first, as ORT advises
-        known = set(_conv_like_nodes(onnx.load(str(pre))))
-        unknown = [n for n in exclude if n not in known]
-        if unknown:
-            raise PRPError(f"--int8-exclude: no node {unknown[0]!r} in the graph (its Conv/Gemm/MatMul nodes: {', '.join(sorted(known)[:6])}, ...)")
         out = Path(tmp) / "int8.onnx"
         quantize_static(str(pre), str(out), _Reader(clips, "clip"), quant_format=QuantFormat.QDQ, per_channel=True,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, calibrate_method=calibrate,
                         nodes_to_exclude=list(exclude), extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
         model = onnx.load(str(out))
-        onnx.checker.check_model(model)
-        atomic_write(dst, lambda p: onnx.save_model(model, str(p)))
+    onnx.checker.check_model(model)
+    if meta is not None:
+        attach_metadata(model, meta)
+    atomic_write(dst, lambda p: onnx.save_model(model, str(p)))
 
 
-def first_and_last_layers(fp32: Path) -> tuple[str, ...]:
-    """The first and last Conv/Gemm/MatMul of the graph after ORT's pre-processing."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    with tempfile.TemporaryDirectory() as tmp:
-        quant_pre_process(str(fp32), str(Path(tmp) / "pre.onnx"))
-        nodes = _conv_like_nodes(onnx.load(str(Path(tmp) / "pre.onnx")))
-    return tuple(dict.fromkeys([nodes[0], nodes[-1]])) if nodes else ()
-
-
-def quantize_checked(fp32: Path, dst: Path, calib: Calibration, opts: Int8Options, outputs: tuple[str, ...], say) -> dict:
+def quantize_checked(fp32: Path, dst: Path, calib: Calibration, opts: Int8Options, outputs: tuple[str, ...], meta: dict, say) -> dict:
     """Quantise; if the result fails the INT8 rules on the held-back training clips, try the
-    remedies in order. Returns the facts of the attempt kept (the last one if none passed)."""
+    remedies in order. Returns the facts of the attempt kept (the last one if none passed);
+    the file written last is that attempt's, with its calibration in the metadata."""
     from ..runtime.backends import OnnxRuntimeBackend
 
-    if not len(calib.check):  # no remedies asked for (a bench model): quantise once, judge at parity only
-        quantize(fp32, dst, calib.clips, opts.method, opts.exclude)
-        return _finish(fp32, dst, calib, {"method": opts.method, "excluded": list(opts.exclude), "remedy": "plain, unchecked"}, [])
-    reference = OnnxRuntimeBackend(fp32).run(calib.check)
-    attempts = [("plain", opts.method, opts.exclude, len(calib.clips))]
-    if opts.fallback:
-        ends = tuple(dict.fromkeys(opts.exclude + first_and_last_layers(fp32)))
-        attempts += [("first and last layers in FP32", opts.method, ends, len(calib.clips))]
-        attempts += [(f"{m} calibration, first and last layers in FP32", m, ends, len(calib.clips)) for m in ("percentile", "entropy") if m != opts.method]
-    tried = []
-    for what, method, exclude, n in attempts:
-        quantize(fp32, dst, calib.clips[:n], method, exclude)
-        got = OnnxRuntimeBackend(dst).run(calib.check)
-        verdict = judge_int8({o: reference[o] for o in outputs}, {o: got[o] for o in outputs})
-        tried.append({"remedy": what, "method": method, "excluded": list(exclude), "passed": verdict["passed"], "stats": verdict["stats"],
-                      "thresholds": verdict["thresholds"]})
-        say(f"int8: {what} ({method}, {n} calibration clips): {'passes' if verdict['passed'] else 'fails'} on {len(calib.check)} held-back training clips "
-            f"({', '.join(f'{k} {v:.4g}' for k, v in verdict['stats'].items() if isinstance(v, float))})")
-        if verdict["passed"]:
-            break
-    return _finish(fp32, dst, calib, {k: tried[-1][k] for k in ("method", "excluded", "remedy")}, tried)
-
-
-def _finish(fp32: Path, dst: Path, calib: Calibration, kept: dict, tried: list) -> dict:
-    """The facts of the kept graph, also written into its metadata (model.json's plus the calibration)."""
-    facts = {**kept, "clips": len(calib.clips), "videos": len(calib.videos), "check_clips": len(calib.check), "rules": INT8_RULES,
-             "format": "QDQ, per-channel symmetric INT8 weights, UINT8 activations", "attempts": tried, "video_list": calib.videos}
-    model = onnx.load(str(dst))
-    meta = json.loads(next(p.value for p in onnx.load(str(fp32)).metadata_props if p.key == "prp_deploy"))
-    attach_metadata(model, {**meta, "int8_calibration": {k: v for k, v in facts.items() if k not in ("attempts", "video_list")}})
-    atomic_write(dst, lambda p: onnx.save_model(model, str(p)))
-    return facts
+    base = {"clips": len(calib.clips), "videos": len(calib.videos), "check_clips": len(calib.check), "rules": INT8_RULES,
+            "format": "QDQ, per-channel symmetric INT8 weights, UINT8 activations"}
+    with preprocessed(fp32) as pre:
+        attempts = [("plain" if len(calib.check) else "plain, unchecked", opts.method, opts.exclude)]
+        if opts.fallback and len(calib.check):
+            ends = tuple(dict.fromkeys(opts.exclude + first_and_last_layers(pre)))
+            attempts += [("first and last layers in FP32", opts.method, ends)]
+            attempts += [(f"{m} calibration, first and last layers in FP32", m, ends) for m in ("percentile", "entropy") if m != opts.method]
+        reference = OnnxRuntimeBackend(fp32).run(calib.check) if len(calib.check) else None
+        tried = []
+        for what, method, exclude in attempts:
+            kept = {"remedy": what, "method": method, "excluded": list(exclude)}
+            quantize(pre, dst, calib.clips, method, exclude, {**meta, "int8_calibration": {**kept, **base}})
+            if reference is None:  # a bench model: no remedies asked for, judged at parity only
+                break
+            got = OnnxRuntimeBackend(dst).run(calib.check)
+            verdict = judge_int8({o: reference[o] for o in outputs}, {o: got[o] for o in outputs})
+            tried.append({**kept, "passed": verdict["passed"], "stats": verdict["stats"], "thresholds": verdict["thresholds"]})
+            say(f"int8: {what} ({method}, {len(calib.clips)} calibration clips): {'passes' if verdict['passed'] else 'fails'} on "
+                f"{len(calib.check)} held-back training clips ({', '.join(f'{k} {v:.4g}' for k, v in verdict['stats'].items())})")
+            if verdict["passed"]:
+                break
+    return {**kept, **base, "attempts": tried, "video_list": calib.videos}
 
 
 def build_int8(a, x) -> dict:
     """The artefact table's INT8 ONNX row, from its source (FP32 ONNX) and the calibration clips."""
     if x.calibration is None:
         raise PRPError("INT8 needs calibration clips (export --int8 reads them from the run's training videos)")
-    return quantize_checked(x.out / ARTIFACTS[a.source].file, x.out / a.file, x.calibration, x.int8, x.model.outputs, x.say)
+    return quantize_checked(x.out / ARTIFACTS[a.source].file, x.out / a.file, x.calibration, x.int8, x.model.outputs, x.meta, x.say)
