@@ -32,10 +32,10 @@ def run_index(model: LoadedModel, say) -> VideoIndex:
         return resolve_index(None, None, 1, say)
 
 
-def parity_videos(model: LoadedModel, explicit: list[Path], say) -> list[Video]:
-    """The files given, else the run's test-set videos."""
+def parity_videos(explicit: list[Path], index: VideoIndex | None) -> list[Video]:
+    """The files given, else the test-set videos of `index` (the run's)."""
     if not explicit:
-        return list(run_index(model, say).test)
+        return list(index.test)
     files = []
     for p in map(Path, explicit):
         if p.is_dir():
@@ -60,10 +60,15 @@ def by_class_round_robin(videos: list[Video], seed: int = 0) -> list[Video]:
     return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
 
 
+def clips_per_video(n: int, videos: list, most: int) -> int:
+    """How many clips to take from each video so that `n` come from `videos` (at most `most` each)."""
+    return max(1, min(most, math.ceil(n / max(1, len(videos)))))
+
+
 def real_clips(videos: list[Video], spec: Preprocess, n: int, per_video: int | None = None) -> tuple[np.ndarray, list[str]]:
     """n clips (N, 3, T, crop, crop) spread over the videos and their classes, through the runtime's preprocessing."""
     ordered = by_class_round_robin(videos)
-    per_video = per_video or max(1, min(4, math.ceil(n / max(1, len(ordered)))))
+    per_video = per_video or clips_per_video(n, ordered, 4)
     ds = EvalClips(ordered, spec, per_video)
     clips, used, have = [], [], 0
     for i in range(len(ordered)):
@@ -80,18 +85,26 @@ def real_clips(videos: list[Video], spec: Preprocess, n: int, per_video: int | N
     return np.concatenate(clips), used
 
 
-def video_top1(backend, videos: list[Video], spec: Preprocess, clips: int = 10, batch: int = 32) -> dict:
-    """Video-level top-1 % of a backend (logits averaged over `clips` clips a video, the paper's protocol)."""
+def run_batched(backend, clips: np.ndarray) -> dict[str, np.ndarray]:
+    """`backend` on `clips` in batches its engine accepts (a TensorRT profile has a maximum)."""
+    step = getattr(backend, "max_batch", None) or len(clips)
+    parts = [backend.run(clips[i : i + step]) for i in range(0, len(clips), step)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def video_top1(backends: dict, videos: list[Video], spec: Preprocess, clips: int = 10) -> dict[str, float]:
+    """Video-level top-1 % of each backend (logits averaged over `clips` clips a video, the
+    paper's protocol); each video is decoded once for all of them."""
     ds = EvalClips(videos, spec, clips)
-    hits, n = 0, 0
+    hits, n = dict.fromkeys(backends, 0), 0
     for i in range(len(videos)):
         item = ds[i]
         if item is None:
             continue
         x = item["clips"]
-        logits = np.concatenate([backend.run(x[j : j + batch])["logits"] for j in range(0, len(x), batch)])
-        hits += int(logits.mean(0).argmax() == item["label"])
+        for name, backend in backends.items():
+            hits[name] += int(run_batched(backend, x)["logits"].mean(0).argmax() == item["label"])
         n += 1
     if not n:
         raise PRPError("no test video could be decoded for the INT8 accuracy check")
-    return {"top1": 100.0 * hits / n, "videos": n}
+    return {name: 100.0 * h / n for name, h in hits.items()} | {"videos": n}

@@ -33,7 +33,7 @@ from .build import BuildInputs, build_order, builder
 from .int8 import Calibration, Int8Options
 from .metadata import gflops_per_clip, model_metadata, preprocess_of
 from .parity import INT8_RULES, Check, ParityReport, compare
-from .parity_clips import by_class_round_robin, parity_videos, real_clips, run_index, video_top1
+from .parity_clips import by_class_round_robin, clips_per_video, parity_videos, real_clips, run_batched, run_index, video_top1
 from .torch_backend import TorchBackend, load_model, resolve_checkpoint
 
 
@@ -79,39 +79,33 @@ def parse_batch(text: str) -> tuple[int, int, int]:
     return lo, opt, hi
 
 
-def _run_batched(backend, clips: np.ndarray) -> dict[str, np.ndarray]:
-    step = getattr(backend, "max_batch", None) or len(clips)
-    parts = [backend.run(clips[i : i + step]) for i in range(0, len(clips), step)]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
 CHECK_CLIPS = 128  # held-back training clips that choose an INT8 remedy: a 5th percentile over 32 is the 2nd-worst clip
 
 
-def calibration(model, spec, n: int, say, check: bool = True) -> Calibration:
+def calibration(index, spec, n: int, say, check: bool = True) -> Calibration:
     """INT8 calibration clips from the run's training videos (never the test videos parity
     uses), over the classes in turn, and CHECK_CLIPS from the other training videos to judge
     quantisation remedies on."""
-    videos = by_class_round_robin(list(run_index(model, say).train))
+    videos = by_class_round_robin(list(index.train))
     calib_videos, check_videos = videos[0::2], videos[1::2] or videos
-
-    def spread(k: int, vs: list) -> int:  # clips a video so that k clips come from these videos (at most 16 each)
-        return min(16, -(-k // max(1, len(vs))))
-
-    clips, used = real_clips(calib_videos, spec, n, per_video=spread(n, calib_videos))
-    held = real_clips(check_videos, spec, CHECK_CLIPS, per_video=spread(CHECK_CLIPS, check_videos))[0] if check else clips[:0]
+    clips, used = real_clips(calib_videos, spec, n, per_video=clips_per_video(n, calib_videos, 16))
+    held = real_clips(check_videos, spec, CHECK_CLIPS, clips_per_video(CHECK_CLIPS, check_videos, 16))[0] if check else clips[:0]
     say(f"int8: {len(clips)} calibration clips from {len(used)} training videos" + (f", {len(held)} held-back clips to judge remedies" if check else ""))
     return Calibration(clips, used, held)
 
 
-def accuracy_check(artifact: str, backend, reference, videos, spec) -> Check:
-    """Video-level top-1 (10 clips a video) of `backend` against the FP32 reference on the test videos."""
-    ref, got = video_top1(reference, videos, spec), video_top1(backend, videos, spec)
-    drop = ref["top1"] - got["top1"]
-    return Check(artifact, backend.name, "video_top1", "test videos", "int8", got["videos"],
-                 stats={"fp32_top1": ref["top1"], "top1": got["top1"], "accuracy_drop": drop},
-                 thresholds={"max_accuracy_drop": INT8_RULES["max_accuracy_drop"], "rule": "video-level top-1 within max_accuracy_drop points of FP32"},
-                 passed=drop <= INT8_RULES["max_accuracy_drop"])
+def accuracy_checks(int8: dict, reference, videos, spec) -> list[Check]:
+    """Video-level top-1 (10 clips a video) of each INT8 backend against the FP32 reference on the test videos."""
+    top1 = video_top1({"fp32": reference, **int8}, videos, spec)
+    checks = []
+    for artifact, backend in int8.items():
+        drop = top1["fp32"] - top1[artifact]
+        checks.append(Check(artifact, backend.name, "video_top1", "test videos", "int8", top1["videos"],
+                            stats={"fp32_top1": top1["fp32"], "top1": top1[artifact], "accuracy_drop": drop},
+                            thresholds={"max_accuracy_drop": INT8_RULES["max_accuracy_drop"],
+                                        "rule": "video-level top-1 within max_accuracy_drop points of FP32"},
+                            passed=drop <= INT8_RULES["max_accuracy_drop"]))
+    return checks
 
 
 def _previous_hashes(report: Path) -> dict:
@@ -134,6 +128,10 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     meta = {**model_metadata(model, feature_dim), "gflops_per_clip": gflops_per_clip(model.module, clip_shape)}
     parse_model_info(meta, "model metadata")  # what the runtime will read must parse
 
+    # The run's dataset split, read once: its test videos judge, its training videos calibrate INT8.
+    index = run_index(model, say) if not opts.parity_videos or opts.int8 else None
+    planned = build_order(opts.wanted())
+
     # Build: each wanted row of the artefact table, its sources first.
     facts, unavailable, checked = {}, {}, []
     if not opts.verify_only:
@@ -142,8 +140,8 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
         say(f"export: {ckpt} ({model.kind}, {meta['backbone']['backbone']}) → {out}")
         atomic_write(out / MODEL_INFO_FILE, json.dumps(meta, indent=2))
         inputs = BuildInputs(model, clip_shape, meta, opts.batch, out, opts.int8_options,
-                             calibration(model, spec, opts.int8_options.calib_clips, say, opts.int8_options.fallback) if opts.int8 else None, say)
-        for a in build_order(opts.wanted()):
+                             calibration(index, spec, opts.int8_options.calib_clips, say, opts.int8_options.fallback) if opts.int8 else None, say)
+        for a in planned:
             if a.source in unavailable:
                 unavailable[a.name] = unavailable[a.source]
                 continue
@@ -153,14 +151,14 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
                 if not a.needs_gpu:
                     raise
                 unavailable[a.name] = str(e)  # no TensorRT or GPU here: the other artefacts still ship
-    rows = [a for a in ARTIFACTS.values() if (out / a.file).exists() and a.name not in unavailable
-            and (opts.verify_only or a.name in {b.name for b in build_order(opts.wanted())})]
+    rows = [a for a in ARTIFACTS.values() if (out / a.file).exists() and a.name not in unavailable and (opts.verify_only or a in planned)]
 
     # Parity: the same real clips through every artefact and the PyTorch FP32 model.
-    clips, used = real_clips(parity_videos(model, opts.parity_videos, say), spec, opts.parity_clips)
+    clips, used = real_clips(parity_videos(opts.parity_videos, index), spec, opts.parity_clips)
     random = np.random.default_rng(0).random((opts.random_clips, *clip_shape), dtype=np.float32)
     ref, ref_random = torch_ref.run(clips), (torch_ref.run(random) if opts.random_clips else {})
     report = ParityReport(clips=len(clips), videos=used)
+    int8: dict = {}  # INT8 backends, judged on the test videos too, in one decoding pass
     for a in rows:
         try:
             backend = open_artifact(out / a.file, a, "cpu", verify=False)
@@ -173,14 +171,16 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
         for inputs, reference in (("real", ref), ("random", ref_random)):
             if not reference:
                 continue
-            got = _run_batched(backend, clips if inputs == "real" else random)
+            got = run_batched(backend, clips if inputs == "real" else random)
             for output in model.outputs:
                 c = compare(reference[output], got.get(output, np.empty(0)), output, a.parity, opts.atol, opts.rtol,
                             artifact=a.file, backend=backend.name, inputs=inputs)
                 c.gating = inputs == "real"  # random tensors are reported, not judged: they are not video
                 report.checks.append(c)
         if a.parity == "int8" and opts.accuracy_check and not opts.parity_videos and "logits" in model.outputs:
-            report.checks.append(accuracy_check(a.file, backend, torch_ref, run_index(model, say).test, spec))
+            int8[a.file] = backend
+    if int8:
+        report.checks += accuracy_checks(int8, torch_ref, index.test, spec)
     # Artefacts left from an earlier export that this one did not rebuild: kept (an engine is
     # costly to rebuild), but named, since they may no longer match model.onnx.
     stale = [a.file for a in ARTIFACTS.values() if (out / a.file).exists() and a.file not in checked]
