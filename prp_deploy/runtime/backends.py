@@ -204,7 +204,10 @@ def open_backend(model: str | Path, backend: str = "auto", precision: str | None
     else:
         device = "auto"
     if not model.is_dir():
-        return open_artifact(model, for_path(model), device)
+        row = for_path(model)
+        if backend not in ("auto", row.engine):  # one file is what it is: its precision is not chosen here
+            raise PRPError(f"{model}: is a {row.engine} model, not one for backend {backend}")
+        return open_artifact(model, row, device)
     rows = choose(model, backend, precision)
     if backend != "auto":
         return open_artifact(model / rows[0].file, rows[0], device)

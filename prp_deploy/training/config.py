@@ -199,14 +199,13 @@ def _strict(kind: type, what: str):
 
 def _number(value, _) -> float:
     """int, float, or a string YAML did not read as a number (PyYAML reads `1e-3` as one)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    wrong = TypeError(f"expected a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise wrong
+    try:
         return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise TypeError(f"expected a number, got {value!r}")
+    except ValueError:
+        raise wrong from None
 
 
 _converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
