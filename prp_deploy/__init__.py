@@ -23,4 +23,8 @@ def __getattr__(name):
         from .runtime.api import Recognizer
 
         return Recognizer
+    if name == "Segmenter":
+        from .runtime.segments import Segmenter
+
+        return Segmenter
     raise AttributeError(f"module 'prp_deploy' has no attribute {name!r}")

@@ -156,24 +156,37 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
 
 
 @main.command("run")
-@click.argument("source")
+@click.argument("sources", nargs=-1, required=True)
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="Export folder, .onnx or .plan (default: the newest export under runs/).")
 @click.option("--backend", type=click.Choice(["auto", *ENGINES, "torch"]), default="auto", show_default=True)
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None, help="Which artefact of the export (default: auto's choice, never a reduced precision on CPU).")
 @click.option("--task", type=click.Choice(["recognize", "features", "both"]), default="both", show_default=True)
 @click.option("--stride", type=click.IntRange(1), default=None, help="Source frames between window starts (default: half a window).")
 @click.option("--sample-rate", default=None, help="Take every K-th frame, or 'auto' (the model's rate scaled by source fps / training fps). Default: the model's.")
-@click.option("--batch", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--batch", type=click.IntRange(1), default=8, show_default=True, help="Windows per engine call, taken across sources.")
 @click.option("--topk", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="JSONL file (default stdout).")
-@click.option("--features", "features_out", type=click.Path(path_type=Path), default=None, help="Per-window embeddings .npy (+ a .jsonl line per row).")
-@click.option("--overlay", type=click.Path(path_type=Path), default=None, help="Write the video with the top label drawn on it (.mp4).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="JSONL file; with several sources a folder (a file per source + summary.json). Default: stdout.")
+@click.option("--features", "features_out", type=click.Path(path_type=Path), default=None, help="Per-window embeddings .npy (+ a .jsonl line per row); a folder with several sources.")
+@click.option("--overlay", type=click.Path(path_type=Path), default=None, help="Write the video with the top label (and segment timeline) drawn on it (.mp4; a folder with several sources).")
+@click.option("--segments", is_flag=True, help="Merge windows into action segments (STEM.segments.jsonl; stdout shows segments).")
+@click.option("--smooth", type=click.IntRange(1), default=3, show_default=True, help="Segments: windows in the centred moving average of scores.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True, help="Segments: a class's smoothed score that opens a segment.")
+@click.option("--hysteresis", type=click.FloatRange(0, 1), default=0.3, show_default=True, help="Segments: the lower score below which a segment closes.")
+@click.option("--min-windows", type=click.IntRange(1), default=2, show_default=True, help="Segments: shorter ones are dropped.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "text", "jsonl"]), default="auto", show_default=True,
+              help="stdout without --out: auto = a short line per window on a terminal, JSONL in a pipe.")
+@click.option("--max-open", type=click.IntRange(1), default=None, help="Sources decoded at once (default: twice the cores).")
+@click.option("--skip-done", is_flag=True, help="Skip sources that a previous run into the same --out DIR finished.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--live/--no-live", default=None, help="Drop frames to keep up with real time (default: on for webcams and RTSP).")
 @click.option("--reconnect", type=click.IntRange(0), default=3, show_default=True, help="Reopen a broken network stream this many times in a row.")
 @click.option("--reconnect-wait", type=click.FloatRange(0), default=0.5, show_default=True, help="Seconds before the first reopen; doubles each try.")
-def run_cmd(source, model, backend, precision, task, stride, sample_rate, batch, topk, out, features_out, overlay, live, reconnect, reconnect_wait):
-    """Stream SOURCE (a video file, a webcam index such as 0, or a URL) through the model."""
-    from .runtime.run import RunOptions, format_summary, run
+def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch, topk, out, features_out, overlay, segments, smooth,
+            threshold, hysteresis, min_windows, fmt, max_open, skip_done, quiet, live, reconnect, reconnect_wait):
+    """Stream SOURCES through the model: video files, folders (searched recursively), globs, webcam
+    indexes such as 0, URLs, or @LIST.txt (one source a line). Several sources share one engine.
+    Exit 0 when every source succeeded, 1 when any failed, 2 for a usage error."""
+    from .runtime.run import DEFAULT_MAX_OPEN, RunOptions, RunOutputs, SegmentOptions, format_summary, run
 
     if sample_rate not in (None, "auto"):
         if not sample_rate.isdigit() or int(sample_rate) < 1:
@@ -181,13 +194,22 @@ def run_cmd(source, model, backend, precision, task, stride, sample_rate, batch,
         sample_rate = int(sample_rate)
     if task == "features" and features_out is None and out is None:
         raise PRPError("--task features needs --features FILE.npy (or --out for the window records)")
+    if hysteresis > threshold:
+        raise PRPError(f"--hysteresis ({hysteresis}) must not be above --threshold ({threshold})")
     opts = RunOptions(task=task, stride=stride, sample_rate=sample_rate, batch=batch, topk=topk, live=live, reconnect=reconnect,
                       reconnect_wait=reconnect_wait)
+    outputs = RunOutputs(out=out, features=features_out, overlay=overlay, format=fmt, skip_done=skip_done, progress=not quiet,
+                         max_open=max_open or DEFAULT_MAX_OPEN,
+                         segments=SegmentOptions(smooth, threshold, hysteresis, min_windows) if segments else None)
     reference = None
     if backend == "torch":  # the debugging reference needs torch and the model code: imported only when asked
         from .export.torch_backend import torch_reference as reference
-    summary = run(source, model, backend, opts, out=out, features=features_out, overlay=overlay, say=_say, reference=reference, precision=precision)
+    summary = run(list(sources), model, backend, opts, say=_say, reference=reference, precision=precision, outputs=outputs)
     _say(format_summary(summary))
+    failed = summary["totals"]["failed"]
+    if failed:
+        raise PRPError(f"{failed} of {summary['totals']['sources']} sources failed (their reasons are above"
+                       + (f"; {out / 'summary.json'})" if out is not None and (out / "summary.json").exists() else ")"))
 
 
 @main.command("bench")
@@ -202,8 +224,9 @@ def run_cmd(source, model, backend, precision, task, stride, sample_rate, batch,
 @click.option("--batch", "batches", type=CommaList(int), default="1,8", show_default=True, help="Batch sizes, comma separated.")
 @click.option("--iters", type=click.IntRange(2), default=20, show_default=True)
 @click.option("--video", type=click.Path(path_type=Path), default=None, help="Video for the end-to-end run (default: a synthetic test video).")
+@click.option("--streams", type=click.IntRange(1), default=1, show_default=True, help="End-to-end: this many copies of the video at once, one engine.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the results as JSON.")
-def bench_cmd(model, backbone, depth, width, frames, crop, backends, batches, iters, video, json_out):
+def bench_cmd(model, backbone, depth, width, frames, crop, backends, batches, iters, video, streams, json_out):
     """Backends side by side (clips/s, latency), GFLOP/s against this machine's matmul peak, and pipeline efficiency."""
     from .runtime.bench import bench, format_bench
     from .runtime.run import find_model
@@ -223,7 +246,7 @@ def bench_cmd(model, backbone, depth, width, frames, crop, backends, batches, it
         return torch_reference(model_dir)[1]
 
     extra = {"torch": torch_backend} if wanted == ["auto"] or "torch" in wanted else {}
-    result = bench(model_dir, wanted, list(batches), iters, video, say=_say, extra=extra)
+    result = bench(model_dir, wanted, list(batches), iters, video, say=_say, extra=extra, streams=streams)
     click.echo(format_bench(result))
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=2))

@@ -5,6 +5,9 @@
     rec.features(frames)     # → (D,) float32 embedding
     for record in rec.stream("video.mp4"):  # the same records as `prp-deploy run`'s JSONL
         ...
+    for record in rec.stream_many(["a.mp4", "cams/", "rtsp://..."]):  # one engine, windows batched across sources
+        ...
+    seg = Segmenter(rec.classes, smooth=3, threshold=0.5, hysteresis=0.3)  # segments from your own window scores
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import numpy as np
 from ..errors import PRPError
 from .backends import check_backend_matches, open_backend
 from .model_info import read_model_info
-from .run import RunOptions, stream_records
+from .run import DEFAULT_MAX_OPEN, RunOptions, stream_many, stream_records
+from .sources import expand_sources
 from .stream import top_k
 
 
@@ -59,3 +63,12 @@ class Recognizer:
         """Records for every window of `source`, as `prp-deploy run` writes them (options as RunOptions)."""
         task = options.pop("task", "recognize" if self.info.kind == "recognizer" else "features")
         yield from stream_records(str(source), self.info, self.backend, RunOptions(task=task, **options))
+
+    def stream_many(self, sources, max_open: int = DEFAULT_MAX_OPEN, on_failure=None, **options) -> Iterator[dict]:
+        """Records of every window of every source (files, folders, globs, webcams, URLs) as they
+        come, batched across sources into each engine call; each record names its source. A
+        source that fails ends alone: `on_failure(name, reason)` is told, the others carry on."""
+        task = options.pop("task", "recognize" if self.info.kind == "recognizer" else "features")
+        failed = (lambda src: on_failure(src.name, src.error)) if on_failure else None
+        yield from stream_many(expand_sources([str(s) for s in sources]), self.info, self.backend, RunOptions(task=task, **options),
+                               max_open, failed=failed)

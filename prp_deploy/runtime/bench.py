@@ -5,7 +5,9 @@
 - the model's GFLOPs per clip (from model.json, counted at export) and the GFLOP/s each
   backend achieves against a float32 matmul peak measured on this machine just before;
 - end-to-end `run` throughput on a video against pure inference of the same windows
-  (pipeline efficiency: how much decoding and windowing cost once overlapped).
+  (pipeline efficiency: how much decoding and windowing cost once overlapped); with
+  `--streams N`, N copies of it at once through the scheduler (aggregate windows/s, and
+  latency p50/p95 per stream).
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from ..errors import PRPError
 from .artifacts import ARTIFACTS
 from .backends import open_artifact
 from .model_info import read_model_info
-from .run import RunOptions, stream_records
-from .stream import StreamStats
+from .scheduler import RunOptions, Source, schedule
 
 
 def matmul_peak_gflops(n: int = 1024, seconds: float = 1.0) -> float:
@@ -70,7 +71,7 @@ def _row(lat: list[float], batch: int) -> dict:
 
 
 def bench(model: Path, backends: list[str], batches: list[int], iters: int, video: Path | None, say: Callable[[str], None] = lambda s: None,
-          extra: dict | None = None) -> dict:
+          extra: dict | None = None, streams: int = 1) -> dict:
     """`extra`: name → zero-argument factory of more backends to compare (the CLI adds torch)."""
     model = Path(model)
     if not model.is_dir():
@@ -108,22 +109,36 @@ def bench(model: Path, backends: list[str], batches: list[int], iters: int, vide
 
         video = max(sorted((default_dataset() / "UCF-101").rglob("*.avi")), key=lambda p: probe(p).frame_count)
     first = next((a for a in ARTIFACTS if a in engines), next(iter(engines)))  # the table's order: fastest first
-    engine, batch = engines[first], max(batches)
-    # Pure inference of exactly the windows the run makes, then the run itself.
-    stats = StreamStats()
-    records = list(stream_records(str(video), info, engine, RunOptions(task="both", batch=batch), stats))
-    n = len(records)
-    clips = rng.random((min(batch, n), *info.input_shape), dtype=np.float32)
+    result["end_to_end"] = end_to_end(info, engines[first], first, Path(video), max(batches), streams)
+    return result
+
+
+def end_to_end(info, engine, name: str, video: Path, batch: int, streams: int = 1) -> dict:
+    """`streams` copies of `video` through the scheduler at once, then pure inference of as many
+    windows at the same batch: their ratio is what decoding, windowing and scheduling cost."""
+    if streams < 1:
+        raise PRPError(f"--streams must be >= 1, got {streams}")
+    sources = [Source(str(video), f"stream{i}") for i in range(streams)]
+    t0 = time.perf_counter()
+    for _ in schedule(sources, info, engine, RunOptions(task="both", batch=batch), max_open=streams):
+        pass
+    wall = time.perf_counter() - t0
+    failed = [s.error for s in sources if s.status != "ok"]
+    if failed:
+        raise PRPError(f"bench video failed: {failed[0]}")
+    n, frames = sum(s.stats.windows for s in sources), sum(s.stats.frames for s in sources)
+    clips = np.random.default_rng(1).random((min(batch, n), *info.input_shape), dtype=np.float32)
     t0 = time.perf_counter()
     done = 0
     while done < n:
         engine.run(clips[: min(len(clips), n - done)])
         done += len(clips)
     pure = time.perf_counter() - t0
-    result["end_to_end"] = {"video": str(video), "backend": first, "batch": batch, "windows": n, "frames": stats.frames,
-                            "run_windows_per_s": n / stats.wall_s, "inference_windows_per_s": n / pure,
-                            "efficiency": pure / stats.wall_s, "run_frames_per_s": stats.frames / stats.wall_s}
-    return result
+    per_stream = [{"p50_ms": 1e3 * float(np.percentile(s.stats.latencies, 50)), "p95_ms": 1e3 * float(np.percentile(s.stats.latencies, 95)),
+                   "windows": s.stats.windows} for s in sources]
+    return {"video": str(video), "backend": name, "batch": batch, "streams": streams, "windows": n, "frames": frames,
+            "run_windows_per_s": n / wall, "inference_windows_per_s": n / pure, "efficiency": pure / wall,
+            "run_frames_per_s": frames / wall, "per_stream": per_stream}
 
 
 def format_bench(r: dict) -> str:
@@ -137,6 +152,9 @@ def format_bench(r: dict) -> str:
         gf = f"{row['gflop_per_s']:9.1f} {100 * row['of_peak']:7.1f}%" if "gflop_per_s" in row else f"{'-':>9s} {'-':>8s}"
         lines.append(f"{row['backend']:18s} {row['batch']:5d} {row['clips_per_s']:9.1f} {row['p50_ms']:8.2f} {row['p95_ms']:8.2f} {gf} {rel:8.2f}")
     e = r["end_to_end"]
-    lines.append(f"end to end ({e['backend']}, batch {e['batch']}, {e['windows']} windows of {e['video']}): run {e['run_windows_per_s']:.1f} windows/s "
+    copies = f"{e['streams']} streams of " if e["streams"] > 1 else ""
+    lines.append(f"end to end ({e['backend']}, batch {e['batch']}, {e['windows']} windows of {copies}{e['video']}): run {e['run_windows_per_s']:.1f} windows/s "
                  f"({e['run_frames_per_s']:.0f} frames/s), pure inference {e['inference_windows_per_s']:.1f} windows/s, efficiency {100 * e['efficiency']:.0f}%")
+    for i, p in enumerate(e["per_stream"] if e["streams"] > 1 else []):
+        lines.append(f"  stream {i}: {p['windows']} windows, latency p50 {p['p50_ms']:.0f} ms, p95 {p['p95_ms']:.0f} ms")
     return "\n".join(lines)

@@ -1,24 +1,41 @@
-"""`prp-deploy run`: a source through the model, records out. Used by the CLI and by
-`Recognizer.stream`."""
+"""`prp-deploy run`: sources through the model, records out. Used by the CLI, by
+`Recognizer.stream` / `stream_many` and by `bench`.
+
+One source (a file, webcam or URL) writes where it is told: `--out FILE.jsonl`,
+`--features FILE.npy`, `--overlay FILE.mp4`, and fails the command if it fails. Several
+(or a folder, glob or @list) share one engine through the scheduler and each writes its
+own files in the folders given: `DIR/<stem>.jsonl`, `<stem>.segments.jsonl`,
+`<stem>.features.npy`, `<stem>.overlay.mp4`; a source that fails is reported and the
+others carry on. `DIR/sources.jsonl` gets a line as each source finishes and
+`DIR/summary.json` the whole run at the end; `--skip-done` reads the first to skip the
+sources a crashed or interrupted run already finished.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import resource
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
-
 from ..errors import PRPError
+from ..files import atomic_write
 from ..rundir import newest_export
 from .backends import check_backend_matches, open_backend
 from .model_info import ModelInfo, read_model_info
-from .outputs import FeatureWriter, JsonlWriter, OverlayWriter
-from .sources import FrameReader, parse_source
-from .stream import StreamStats, run_windows, top_k
+from .outputs import SourceSink
+from .progress import Progress
+from .scheduler import RunOptions, Source, schedule
+from .segments import Segmenter
+from .sources import FrameReader, expand_sources, output_stems
+from .stream import StreamStats, softmax
 
-TASKS = ("recognize", "features", "both")
+DEFAULT_MAX_OPEN = 2 * (os.cpu_count() or 2)
+MAX_TABLE_ROWS = 30
 
 
 class StreamError(PRPError):
@@ -26,15 +43,28 @@ class StreamError(PRPError):
 
 
 @dataclass
-class RunOptions:
-    task: str = "both"
-    stride: int | None = None  # source frames between window starts; default half a window's span
-    sample_rate: int | str | None = None  # None: the model's; "auto": scaled by source fps / training fps
-    batch: int = 8
-    topk: int = 5
-    live: bool | None = None  # None: webcams and RTSP are live, files are not
-    reconnect: int = 3  # a network stream that breaks is reopened this many times in a row before giving up
-    reconnect_wait: float = 0.5  # seconds before the first reopen, doubling each further try
+class SegmentOptions:
+    smooth: int = 3  # windows in the centred moving average
+    threshold: float = 0.5  # a segment opens when a class's smoothed score reaches this
+    hysteresis: float = 0.3  # ... and closes when it falls below this
+    min_windows: int = 2  # shorter segments are dropped
+
+    def segmenter(self, classes) -> Segmenter:
+        return Segmenter(classes, self.smooth, self.threshold, self.hysteresis, self.min_windows)
+
+
+@dataclass
+class RunOutputs:
+    out: Path | None = None  # JSONL file (one source) or folder (several); None: stdout
+    features: Path | None = None
+    overlay: Path | None = None
+    segments: SegmentOptions | None = None
+    format: str = "auto"  # stdout without --out: "text" (a short line each) on a terminal, else "jsonl"
+    skip_done: bool = False
+    max_open: int = DEFAULT_MAX_OPEN
+    progress: bool = True  # bars on stderr when it is a terminal
+    many: bool | None = None  # per-source files in folders; None: when there are several sources (or a folder, glob, @list)
+    extra: dict = field(default_factory=dict)
 
 
 def find_model(model: str | Path | None, say: Callable[[str], None]) -> Path:
@@ -46,106 +76,87 @@ def find_model(model: str | Path | None, say: Callable[[str], None]) -> Path:
     return found
 
 
-def resolve_sample_rate(opt, info: ModelInfo, fps: float, say) -> int:
-    if opt is None:
-        return info.sample_rate
-    if opt == "auto":
-        if fps > 0 and info.train_fps > 0:
-            rate = max(1, round(info.sample_rate * fps / info.train_fps))
-            say(f"sample rate {rate}: source {fps:.2f} fps, model trained at {info.train_fps:.2f} fps")
-            return rate
-        say("sample rate auto: the source or the model gives no fps; using the model's")
-        return info.sample_rate
-    rate = int(opt)
-    if rate < 1:
-        raise PRPError(f"--sample-rate must be >= 1 or auto, got {opt}")
-    return rate
+def stream_many(sources: list[str], info: ModelInfo, backend, opts: RunOptions, max_open: int = DEFAULT_MAX_OPEN,
+                say: Callable[[str], None] = lambda s: None, failed: Callable[[Source], None] | None = None) -> Iterator[dict]:
+    """Every window record of every source, as they come; a failed source goes to `failed` (default: ignored)."""
+    for ev in schedule([Source(s) for s in sources], info, backend, opts, max_open, say=say):
+        if ev.kind == "windows":
+            yield from ev.records
+        elif ev.kind == "close" and ev.source.status == "failed" and failed is not None:
+            failed(ev.source)
 
 
 def stream_records(source: str, info: ModelInfo, backend, opts: RunOptions, stats: StreamStats | None = None,
-                   overlay: OverlayWriter | None = None, say: Callable[[str], None] = lambda s: None,
-                   on_batch: Callable[[list[dict], np.ndarray | None], None] | None = None) -> Iterator[dict]:
-    """Yield one record per window (the JSONL records), keeping `stats` up to date."""
-    if opts.task not in TASKS:
-        raise PRPError(f"task must be one of {', '.join(TASKS)}, got {opts.task!r}")
-    if opts.task != "features" and info.kind != "recognizer":
-        raise PRPError("this model gives features only (exported with --from pretrain); use --task features")
-    if opts.topk < 1:
-        raise PRPError(f"--topk must be >= 1, got {opts.topk}")
-    stats = stats or StreamStats()
-    spec = parse_source(source, opts.live)
-    reader = FrameReader(spec, info.preprocess, keep_original=overlay is not None, reconnects=opts.reconnect, backoff_s=opts.reconnect_wait)
-    step = resolve_sample_rate(opts.sample_rate, info, reader.fps, say)
-    span = (info.preprocess.frames - 1) * step + 1
-    stride = opts.stride or max(1, (info.preprocess.frames // 2) * step)
-    if overlay is not None:
-        overlay.fps = reader.fps or 25.0
-    reader.start()
-    t0 = time.perf_counter()
-    try:
-        frames = _Tapped(reader, overlay) if overlay is not None else reader
-        for group, out, infer_s in run_windows(frames, backend, info, step, stride, opts.batch):
-            now = time.perf_counter()
-            stats.inference_s += infer_s
-            records = []
-            for i, w in enumerate(group):
-                r = {"source": spec.name, "window": w.number, "start_frame": w.start_frame, "end_frame": w.end_frame,
-                     "start_s": round(w.start_s, 4), "end_s": round(w.end_s, 4)}
-                if opts.task != "features":
-                    r["top"] = top_k(out["logits"][i], info.classes, opts.topk)
-                if w.padded:
-                    r["padded"] = w.padded
-                    stats.padded_windows += 1
-                stats.latencies.append(now - w.frames[-1].read_at)
-                records.append(r)
-            if "logits" in out:
-                s = out["logits"].sum(0)
-                stats.logits_sum = s if stats.logits_sum is None else stats.logits_sum + s
-            stats.windows += len(group)
-            if overlay is not None and "top" in records[-1]:
-                best = records[-1]["top"][0]
-                overlay.update(best["label"], best["score"], group[-1].end_frame)
-            if on_batch:
-                on_batch(records, out.get("features") if opts.task != "recognize" else None)
-            yield from records
-    finally:
-        reader.stop()
-        stats.frames = reader.frames
-        stats.dropped_frames = reader.dropped
-        stats.reconnects = reader.reopened
-        stats.wall_s = time.perf_counter() - t0
-        if stats.windows and stats.padded_windows and reader.frames < span:
-            say(f"{spec.name}: {reader.frames} frames, shorter than one window of {span}: padded by repeating the last frame")
-    if reader.error:
-        raise StreamError(reader.error)
+                   say: Callable[[str], None] = lambda s: None) -> Iterator[dict]:
+    """One source's window records; raises StreamError (after its records) if it fails."""
+    src = Source(str(source), stats=stats or StreamStats())
+    for ev in schedule([src], info, backend, opts, 1, say=say):
+        if ev.kind == "windows":
+            yield from ev.records
+    if src.status == "failed":
+        raise StreamError(src.error)
 
 
-class _Tapped:
-    """A reader whose frames also go to the overlay writer (the originals are kept only for it)."""
-
-    def __init__(self, reader: FrameReader, overlay: OverlayWriter):
-        self._reader, self._overlay = reader, overlay
-
-    def __iter__(self):
-        for f in self._reader:
-            self._overlay.add(f.index, f.original)
-            f.original = None
-            yield f
-
-    def __getattr__(self, name):
-        return getattr(self._reader, name)
+def _wants_many(args: list[str], sources: list[str], out: Path | None) -> bool:
+    if len(sources) > 1 or any(a.startswith("@") or Path(a).is_dir() or (not Path(a).exists() and any(c in a for c in "*?[")) for a in args):
+        return True
+    return out is not None and (str(out).endswith(("/", os.sep)) or Path(out).is_dir())
 
 
-def run(source: str, model: str | Path | None = None, backend: str = "auto", opts: RunOptions = RunOptions(),
+def _folder(path: Path | None, what: str) -> Path | None:
+    if path is None:
+        return None
+    if Path(path).exists() and not Path(path).is_dir():
+        raise PRPError(f"{what} {path}: with several sources this names a folder, and a file of that name exists")
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return Path(path)
+
+
+def _done_before(out: Path) -> dict[str, dict]:
+    """Sources a previous run into `out` finished (status ok in its sources.jsonl): source → its row."""
+    done = {}
+    log = out / "sources.jsonl"
+    if log.exists():
+        for line in log.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+            if row.get("status") == "ok" and (out / f"{row.get('output')}.jsonl").exists():
+                done[row["source"]] = {**row, "skipped": True}
+    return done
+
+
+def _row(src: Source, classes) -> dict:
+    s = src.stats.summary(classes)
+    video = s.pop("video_prediction")
+    row = {"source": src.name, "output": src.stem, "status": src.status, **({"reason": src.error} if src.error else {}),
+           "video_top1": video[0]["label"] if video else None, "video_score": video[0]["score"] if video else None, **s,
+           "video_prediction": video, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return row
+
+
+def run(sources: str | list[str], model: str | Path | None = None, backend: str = "auto", opts: RunOptions = RunOptions(),
         out: Path | None = None, features: Path | None = None, overlay: Path | None = None,
         say: Callable[[str], None] = lambda s: None, reference: Callable[[Path], tuple] | None = None,
-        precision: str | None = None) -> dict:
-    """Run `source` through the model, writing JSONL (stdout or `out`), features and overlay; returns the summary.
+        precision: str | None = None, outputs: RunOutputs | None = None) -> dict:
+    """Run the sources through the model, writing records, features, overlays and segments; returns
+    {"backend", "sources": [a row per source], "totals"}. One source that fails raises StreamError
+    (after writing what it could); with several, failures are rows with status "failed".
 
     `backend="torch"` needs `reference`, a function model path → (ModelInfo, backend) that
     the caller brings (the CLI passes export's torch reference): the runtime itself never
     imports torch or the model code.
     """
+    o = outputs or RunOutputs()
+    o.out, o.features, o.overlay = out or o.out, features or o.features, overlay or o.overlay
+    args = [sources] if isinstance(sources, (str, Path)) else [str(s) for s in sources]
+    names = expand_sources([str(a) for a in args])
+    many = _wants_many(args, names, o.out) if o.many is None else o.many
+    if o.features is not None and opts.task == "recognize":
+        raise PRPError("--features needs --task features or both")
+    if o.skip_done and not (many and o.out is not None):
+        raise PRPError("--skip-done needs --out DIR (it reads DIR/sources.jsonl) and several sources")
     model_path = find_model(model, say)
     if backend == "torch":
         if reference is None:
@@ -155,55 +166,128 @@ def run(source: str, model: str | Path | None = None, backend: str = "auto", opt
         info = read_model_info(model_path)
         engine = open_backend(model_path, backend, precision)
         check_backend_matches(engine, info)
+    opts.check(info)
+    if (o.overlay is not None or o.segments is not None) and (info.kind != "recognizer" or opts.task == "features"):
+        raise PRPError("--overlay and --segments use labels: they need a recognizer and --task recognize or both")
     say(f"model {model_path} ({info.kind}, {len(info.classes)} classes) on {engine.name}")
-    if features is not None and opts.task == "recognize":
-        raise PRPError("--features needs --task features or both")
-    stats = StreamStats()
-    jsonl = JsonlWriter(out) if opts.task != "features" or out else None
-    feats = FeatureWriter(features, info.feature_dim) if features is not None else None
-    ov = None
-    if overlay is not None:
-        if info.kind != "recognizer" or opts.task == "features":
-            raise PRPError("--overlay draws labels: it needs a recognizer and --task recognize or both")
-        ov = OverlayWriter(overlay, 0.0)
+    if many:
+        for what, p in (("--out", o.out), ("--features", o.features), ("--overlay", o.overlay)):
+            _folder(p, what)
+    skip = _done_before(o.out) if o.skip_done else {}
+    stems = output_stems(names)
+    todo = [Source(n, stem) for n, stem in zip(names, stems) if n not in skip]
+    if skip:
+        say(f"--skip-done: {len(names) - len(todo)} of {len(names)} sources finished before, {len(todo)} to run")
+    fmt = o.format if o.format != "auto" else ("text" if sys.stdout.isatty() else "jsonl")
+    progress = Progress(len(todo), many, enabled=o.progress and sys.stderr.isatty())
+    echo = progress.echo(fmt, many) if o.out is None else None
+    log = None
+    if many and o.out is not None:
+        log = open(o.out / "sources.jsonl", "a" if o.skip_done else "w")
+    sinks: dict[int, SourceSink] = {}
+    rows = []
+    FrameReader.open_most = FrameReader.open_now
+    t0 = time.perf_counter()
 
-    def on_batch(records, feature_rows):
-        if jsonl:
-            jsonl.write(records)
-        if feats is not None and feature_rows is not None:
-            feats.write(feature_rows, [{k: r[k] for k in ("window", "start_frame", "end_frame", "start_s", "end_s")} for r in records])
+    def sink_for(src: Source) -> SourceSink:
+        def place(folder, suffix, single):
+            if folder is None:
+                return None
+            return Path(folder) / f"{src.stem}{suffix}" if many else Path(single)
 
-    error = None
+        seg_file = None
+        if o.segments is not None and o.out is not None:
+            seg_file = o.out / f"{src.stem}.segments.jsonl" if many else Path(o.out).with_suffix(".segments.jsonl")
+        return SourceSink(src.name, src.stem, place(o.out, ".jsonl", o.out), place(o.features, ".features.npy", o.features),
+                          place(o.overlay, ".overlay.mp4", o.overlay), seg_file, info.feature_dim,
+                          o.segments.segmenter(info.classes) if o.segments else None, echo)
+
+    def on_frame(src, frame):
+        sinks[id(src)].frame(frame.index, frame.original)
+        frame.original = None
+
     try:
-        for _ in stream_records(source, info, engine, opts, stats, ov, say, on_batch):
-            pass
-    except StreamError as e:
-        error = e
+        events = schedule(todo, info, engine, opts, o.max_open if many else 1, on_frame=on_frame if o.overlay else None,
+                          keep_original=o.overlay is not None, say=progress.say(say))
+        for ev in events:
+            src = ev.source
+            if ev.kind == "open":
+                sinks[id(src)] = sink_for(src)
+                sinks[id(src)].start(src.reader.fps, src.reader.total_frames)
+                progress.opened(src)
+            elif ev.kind == "windows":
+                sinks[id(src)].windows(ev.records, ev.features, softmax(ev.logits) if ev.logits is not None else None)
+                progress.windows(src)
+            else:
+                sink = sinks.pop(id(src), None)
+                if sink is not None:
+                    sink.close()
+                row = _row(src, info.classes)
+                row["segments"] = sink.segment_count if sink is not None and o.segments else None
+                rows.append(row)
+                if log is not None:
+                    log.write(json.dumps(row) + "\n")
+                    log.flush()
+                progress.closed(src)
     finally:
-        if jsonl:
-            jsonl.close()
-        if feats:
-            feats.close()
-        if ov:
-            ov.close()
-    summary = stats.summary(info.classes)
-    summary["backend"] = engine.name
-    if error is not None:
-        summary["error"] = str(error)
-        raise StreamError(f"{error} ({stats.windows} windows written before it)") from None
+        for sink in sinks.values():  # interrupted: what was written stays valid
+            sink.close()
+        if log is not None:
+            log.close()
+        progress.close()
+    wall = time.perf_counter() - t0
+    order = {n: i for i, n in enumerate(names)}
+    rows += [skip[n] for n in names if n in skip]
+    rows.sort(key=lambda r: order[r["source"]])
+    summary = {"backend": engine.name, "model": str(model_path), "sources": rows,
+               "totals": _totals(rows, wall, len(names) - len(todo)), "options": {**vars(opts)}, **o.extra}
+    if many and o.out is not None:
+        atomic_write(o.out / "summary.json", json.dumps(summary, indent=2, default=str))
+    if not many and rows and rows[0]["status"] == "failed":
+        raise StreamError(f"{rows[0]['reason']} ({rows[0]['windows']} windows written before it)"
+                          if rows[0]["windows"] else rows[0]["reason"])
     return summary
 
 
+def _totals(rows: list[dict], wall: float, skipped: int) -> dict:
+    ran = [r for r in rows if not r.get("skipped")]
+    frames, windows = sum(r["frames"] for r in ran), sum(r["windows"] for r in ran)
+    return {"sources": len(rows), "ok": sum(r["status"] == "ok" for r in ran), "failed": sum(r["status"] == "failed" for r in rows),
+            "skipped": skipped, "frames": frames, "windows": windows, "wall_s": wall, "windows_per_s": windows / max(wall, 1e-9),
+            "frames_per_s": frames / max(wall, 1e-9), "engine_starts": 1, "max_open_decoders": FrameReader.open_most,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def format_summary(s: dict) -> str:
-    video = s.get("video_prediction")
-    lines = []
-    if video:
-        lines.append("video: " + ", ".join(f"{p['label']} {p['score']:.3f}" for p in video))
-    lines.append(f"frames {s['frames']}, windows {s['windows']}, dropped frames {s['dropped_frames']}, padded windows {s['padded_windows']}"
-                 + (f", reconnects {s['reconnects']}" if s.get("reconnects") else ""))
-    lines.append(f"throughput {s['frames_per_s']:.1f} frames/s, {s['windows_per_s']:.2f} windows/s; "
-                 f"latency p50 {s['latency_p50_ms']:.1f} ms, p95 {s['latency_p95_ms']:.1f} ms; backend {s.get('backend')}")
+    """One source: its prediction, counts and speed. Several: a line each, then totals, the failures last."""
+    rows, t = s["sources"], s["totals"]
+    if len(rows) == 1 and t["sources"] == 1:
+        r = rows[0]
+        lines = []
+        if r.get("video_prediction"):
+            lines.append("video: " + ", ".join(f"{p['label']} {p['score']:.3f}" for p in r["video_prediction"]))
+        if r.get("segments") is not None:
+            lines.append(f"segments {r['segments']}")
+        lines.append(f"frames {r['frames']}, windows {r['windows']}, dropped frames {r['dropped_frames']}, padded windows {r['padded_windows']}"
+                     + (f", reconnects {r['reconnects']}" if r.get("reconnects") else ""))
+        lines.append(f"throughput {r['frames_per_s']:.1f} frames/s, {r['windows_per_s']:.2f} windows/s; "
+                     f"latency p50 {r['latency_p50_ms']:.1f} ms, p95 {r['latency_p95_ms']:.1f} ms; backend {s['backend']}")
+        return "\n".join(lines)
+    shown = [r for r in rows if not r.get("skipped")]
+    if len(shown) > MAX_TABLE_ROWS:  # a folder of thousands: the failures only; every row is in summary.json
+        shown = [r for r in shown if r["status"] != "ok"][:MAX_TABLE_ROWS]
+    width = max([len(r["output"]) for r in shown] + [6])
+    lines = [f"{'source':{width}s} {'frames':>7s} {'windows':>7s}  {'top-1':20s} status"] if shown else []
+    for r in shown:
+        top = f"{r['video_top1']} {r['video_score']:.2f}" if r["video_top1"] else "-"
+        status = r["status"] if r["status"] == "ok" else f"failed: {r['reason']}"
+        lines.append(f"{r['output']:{width}s} {r['frames']:7d} {r['windows']:7d}  {top:20s} {status}")
+    lines.append(f"{t['frames']} frames, {t['windows']} windows in {t['wall_s']:.1f} s ({t['windows_per_s']:.1f} windows/s, "
+                 f"{t['frames_per_s']:.0f} frames/s) on {s['backend']}; at most {t['max_open_decoders']} decoders open")
+    if len(shown) < len([r for r in rows if not r.get("skipped")]):
+        lines.append(f"(only the failed sources are listed: the {t['ok']} that succeeded are in summary.json)")
+    lines.append(f"{t['sources']} sources: {t['ok']} ok, {t['failed']} failed" + (f", {t['skipped']} skipped (done before)" if t["skipped"] else ""))
     return "\n".join(lines)
 
 
-__all__ = ["RunOptions", "StreamError", "find_model", "format_summary", "run", "stream_records"]
+__all__ = ["RunOptions", "RunOutputs", "SegmentOptions", "StreamError", "find_model", "format_summary", "run", "stream_many", "stream_records"]

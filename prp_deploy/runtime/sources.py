@@ -5,12 +5,17 @@ queue, so decoding overlaps inference. A file never drops a frame: the reader wa
 room. A live source (webcam, RTSP) never falls behind real time: when the queue is full
 the oldest frame is dropped and counted. A network stream that breaks is reopened a few
 times with backoff, then the reader stops and says why.
+
+`expand_sources` turns the command line's SOURCE... (files, folders, globs, @lists,
+webcams, URLs) into one list, and `output_stems` names each source's output files.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
+from ..data.datasets import VIDEO_EXTENSIONS
 from ..data.preprocess import Preprocess
 from ..errors import PRPError, VideoError
 
@@ -56,6 +62,72 @@ def parse_source(source: str, live: bool | None = None) -> SourceSpec:
     return SourceSpec("file", str(path), bool(live))
 
 
+def expand_sources(args: list[str]) -> list[str]:
+    """Files, URLs and webcam indexes as they are; a folder → its videos (recursively, sorted);
+    a glob → its matches (sorted); @FILE → one source a line (blank lines and # comments skipped,
+    relative paths taken from FILE's folder). Duplicates are dropped, order kept. A missing
+    file stays in the list: it fails as that source, not as the whole run."""
+    out: list[str] = []
+    for a in args:
+        a = str(a)
+        if a.startswith("@"):
+            listing = Path(a[1:])
+            if not listing.is_file():
+                raise PRPError(f"{a}: no such list file (@FILE names a text file with one source a line)")
+            lines = [l.strip() for l in listing.read_text().splitlines()]
+            here = [l for l in lines if l and not l.startswith("#")]
+            out += expand_sources([_relative_to(l, listing.parent) for l in here])
+        elif Path(a).is_dir():
+            found = sorted(str(p) for p in Path(a).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+            if not found:
+                raise PRPError(f"{a}: no videos in this folder ({'|'.join(VIDEO_EXTENSIONS)}, searched recursively)")
+            out += found
+        elif glob.has_magic(a) and not urlparse(a).scheme:
+            found = sorted(p for p in glob.glob(a, recursive=True) if Path(p).is_file())
+            if not found:
+                raise PRPError(f"{a}: the pattern matches no file")
+            out += found
+        else:
+            out.append(a)
+    return list(dict.fromkeys(out))
+
+
+def _relative_to(line: str, folder: Path) -> str:
+    if line.isdigit() or urlparse(line).scheme in (*NETWORK_SCHEMES, "file") or Path(line).is_absolute():
+        return line
+    return str(folder / line)
+
+
+def output_stems(sources: list[str]) -> list[str]:
+    """A file-name stem per source, unique: the file's stem, with as many parent folders as it
+    takes to tell two apart (a__x, b__x); webcam0; a URL's host and path."""
+    def parts(s: str) -> list[str]:
+        if s.isdigit():
+            return [f"webcam{s}"]
+        u = urlparse(s)
+        if u.scheme in NETWORK_SCHEMES:
+            return [re.sub(r"[^A-Za-z0-9._-]+", "_", (u.netloc + u.path).strip("/")) or u.scheme]
+        p = Path(u.path if u.scheme == "file" else s)
+        return [*p.parent.parts, p.stem]
+
+    split = [parts(s) for s in sources]
+    depth = [1] * len(sources)
+    while True:
+        names = ["__".join(p[-d:]) for p, d in zip(split, depth)]
+        clash = {n for n in names if names.count(n) > 1}
+        grow = [i for i, n in enumerate(names) if n in clash and depth[i] < len(split[i])]
+        if not grow:
+            break
+        for i in grow:
+            depth[i] += 1
+    seen: dict[str, int] = {}
+    unique = []
+    for n in names:  # the same name still (e.g. one path written two ways): number the later ones
+        seen[n] = seen.get(n, 0) + 1
+        unique.append(n if seen[n] == 1 else f"{n}-{seen[n]}")
+    return [re.sub(r"[^A-Za-z0-9._-]+", "_", n) for n in unique]
+
+
 def open_capture(spec: SourceSpec) -> cv2.VideoCapture:
     if spec.kind == "webcam":
         cap = cv2.VideoCapture(spec.target)
@@ -88,14 +160,22 @@ class FrameReader:
 
     END = object()
 
+    open_now = 0  # decoders open at this moment, over all readers (what --max-open bounds)
+    open_most = 0  # the most that were ever open at once
+    _count_lock = threading.Lock()
+
     def __init__(self, spec: SourceSpec, preprocess: Preprocess, keep_original: bool = False, queue_size: int = 64,
-                 reconnects: int = 3, backoff_s: float = 0.5):
+                 reconnects: int = 3, backoff_s: float = 0.5, wake: threading.Event | None = None):
         self.spec, self.pre, self.keep_original = spec, preprocess, keep_original
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.reconnects, self.backoff_s = reconnects, backoff_s
+        self.wake = wake  # set after every frame, so one loop can wait on many readers
         self.cap = open_capture(spec)  # in the caller's thread: a bad source fails at once
+        self._count(+1)
         fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if fps == fps and 0 < fps < 1000 else 0.0
+        claimed = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if spec.kind == "file" else 0
+        self.total_frames = claimed if claimed > 0 else None  # the container's claim, for progress only
         self.dropped = 0
         self.frames = 0
         self.reopened = 0  # successful reconnects of a network stream
@@ -104,18 +184,35 @@ class FrameReader:
         self._thread = threading.Thread(target=self._run, name="prp-reader", daemon=True)
         self._t0 = time.perf_counter()
 
+    @classmethod
+    def _count(cls, delta: int) -> None:
+        with cls._count_lock:
+            cls.open_now += delta
+            cls.open_most = max(cls.open_most, cls.open_now)
+
     def start(self) -> "FrameReader":
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Ask the thread to end; a reader never started releases its decoder here."""
         self._stop.set()
+        if not self._thread.is_alive() and self.cap is not None and self._thread.ident is None:
+            self.cap.release()
+            self.cap = None
+            self._count(-1)
+
+    @property
+    def ended(self) -> bool:
+        return not self._thread.is_alive() and self._thread.ident is not None
 
     def _put(self, item) -> None:
         if not self.spec.live:
             while not self._stop.is_set():  # a file waits for room: every frame is processed
                 try:
                     self.queue.put(item, timeout=0.1)
+                    if self.wake:
+                        self.wake.set()
                     return
                 except queue.Full:
                     continue
@@ -123,6 +220,8 @@ class FrameReader:
         while True:  # live: never wait; make room by dropping the oldest frame
             try:
                 self.queue.put_nowait(item)
+                if self.wake:
+                    self.wake.set()
                 return
             except queue.Full:
                 try:
@@ -180,6 +279,7 @@ class FrameReader:
             self.error = f"{self.spec.name}: reading failed at frame {index}: {e}"
         finally:
             self.cap.release()
+            self._count(-1)
             self._put(self.END)
 
     def _check_file_end(self, decoded: int) -> None:

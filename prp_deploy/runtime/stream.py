@@ -1,4 +1,4 @@
-"""Frames → windows → batches → backend → records, with decoding on its own thread.
+"""Frames → windows (the scheduler batches them into engine calls).
 
 A window starting at source frame f takes frames f, f+k, ..., f+(T−1)·k (k the sample
 rate) and ends (exclusive) at f+(T−1)·k+1; windows start every `stride` frames. Past the
@@ -11,7 +11,6 @@ steps as evaluation, so a window at f equals the evaluation clip at f.
 from __future__ import annotations
 
 import collections
-import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..errors import PRPError
 from .model_info import ModelInfo
-from .sources import Frame, FrameReader
+from .sources import Frame
 
 
 @dataclass
@@ -36,25 +35,46 @@ class Window:
         return info.preprocess.clip(np.stack([f.pixels for f in self.frames]))  # (3, T, crop, crop)
 
 
+class Windower:
+    """Sliding windows over one source's frames, pushed one at a time (so one loop can feed
+    many sources). A live stream jumps to the newest window it can make rather than fall
+    behind (frames it dropped are replaced by the previous one)."""
+
+    def __init__(self, clip_len: int, step: int, stride: int, live: bool, fps: float):
+        if step < 1 or stride < 1:
+            raise PRPError(f"sample rate and stride must be >= 1, got {step}, {stride}")
+        self.clip_len, self.step, self.stride, self.live, self.fps = clip_len, step, stride, live, fps
+        self.span = (clip_len - 1) * step + 1
+        self.buffer: collections.deque[Frame] = collections.deque()
+        self.next_start, self.made = 0, 0
+
+    def push(self, frame: Frame) -> list[Window]:
+        self.buffer.append(frame)
+        if self.live and frame.index >= self.next_start + self.span - 1:
+            self.next_start = max(self.next_start, ((frame.index - self.span + 1) // self.stride) * self.stride)
+        out = []
+        while frame.index >= self.next_start + self.span - 1:
+            out.append(_make(self.made, self.next_start, self.clip_len, self.step, self.buffer, self.fps))
+            self.made += 1
+            self.next_start += self.stride
+        while len(self.buffer) > 1 and self.buffer[1].index <= self.next_start:  # keep only what later windows can use
+            self.buffer.popleft()
+        return out
+
+    def finish(self) -> list[Window]:
+        """A source shorter than one window still gets one window, padded with its last frame."""
+        if self.made == 0 and self.buffer:
+            self.made = 1
+            return [_make(0, 0, self.clip_len, self.step, self.buffer, self.fps)]
+        return []
+
+
 def windows(frames: Iterator[Frame], clip_len: int, step: int, stride: int, live: bool, fps: float) -> Iterator[Window]:
-    """Sliding windows over a frame stream. A live stream jumps to the newest window it can
-    make rather than fall behind (frames it dropped are replaced by the previous one)."""
-    span = (clip_len - 1) * step + 1
-    buffer: collections.deque[Frame] = collections.deque()
-    next_start, number, last = 0, 0, None
+    """All windows of a frame iterator (see Windower)."""
+    w = Windower(clip_len, step, stride, live, fps)
     for frame in frames:
-        buffer.append(frame)
-        last = frame
-        if live and frame.index >= next_start + span - 1:
-            next_start = max(next_start, ((frame.index - span + 1) // stride) * stride)
-        while frame.index >= next_start + span - 1:
-            yield _make(number, next_start, clip_len, step, buffer, fps)
-            number += 1
-            next_start += stride
-        while len(buffer) > 1 and buffer[1].index <= next_start:  # keep only what later windows can use
-            buffer.popleft()
-    if number == 0 and last is not None:  # shorter than one window: one window, padded with the last frame
-        yield _make(0, 0, clip_len, step, buffer, fps)
+        yield from w.push(frame)
+    yield from w.finish()
 
 
 def _make(number: int, start: int, clip_len: int, step: int, buffer, fps: float) -> Window:
@@ -106,28 +126,3 @@ class StreamStats:
                 "frames_per_s": self.frames / max(self.wall_s, 1e-9), "windows_per_s": self.windows / max(self.wall_s, 1e-9),
                 "latency_p50_ms": 1e3 * float(np.percentile(lat, 50)), "latency_p95_ms": 1e3 * float(np.percentile(lat, 95)),
                 "inference_s": self.inference_s, "wall_s": self.wall_s, "video_prediction": video}
-
-
-def batches(wins: Iterator[Window], size: int, reader: FrameReader, live: bool) -> Iterator[list[Window]]:
-    """Up to `size` windows; a live source sends what it has rather than wait for a full batch."""
-    batch: list[Window] = []
-    for w in wins:
-        batch.append(w)
-        if len(batch) >= size or (live and reader.queue.empty()):
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def run_windows(reader: FrameReader, backend, info: ModelInfo, step: int, stride: int, batch: int) -> Iterator[tuple[list[Window], dict, float]]:
-    """(windows, outputs, seconds in the backend) per batch."""
-    if step < 1 or stride < 1 or batch < 1:
-        raise PRPError(f"sample rate, stride and batch must be >= 1, got {step}, {stride}, {batch}")
-    live = reader.spec.live
-    max_batch = getattr(backend, "max_batch", None) or batch
-    for group in batches(windows(iter(reader), info.preprocess.frames, step, stride, live, reader.fps), min(batch, max_batch), reader, live):
-        x = np.stack([w.tensor(info) for w in group])
-        t0 = time.perf_counter()
-        out = backend.run(x)
-        yield group, out, time.perf_counter() - t0

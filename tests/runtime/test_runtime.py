@@ -30,16 +30,6 @@ from tests.runs import make_run
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A real export folder (random weights) of a tiny R3D on the synthetic classes."""
-    root = tmp_path_factory.mktemp("rt")
-    data = write_synthetic(root / "data", SynthSpec(classes=3, groups=3, clips_per_group=2, width=64, height=48, min_frames=20, max_frames=30))
-    run = make_run(root / "run", data, "r3d", seed=3)
-    export(run, ExportOptions(parity_clips=4), say=lambda s: None)
-    return run / "export"
-
-
 def cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "prp_deploy", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
 

@@ -1,0 +1,239 @@
+"""Many sources through one engine: one reader thread per open source, one loop that
+batches windows *across* sources into each engine call.
+
+The loop drains whatever frames the readers have decoded, turns them into windows (each
+source its own `Windower`), and sends a batch when it is full, or, when no frame arrived
+since the last look, what it has: at once if a live source is open (never hold a camera
+back to fill a batch), else after `BATCH_WAIT_S` (files wait a moment for a fuller batch).
+A batch takes windows round-robin from the sources, starting one further each time, so
+no source starves. At most `max_open` sources are open at once (a folder of 10,000 files
+does not open 10,000 decoders); the next one opens when one ends.
+
+Back-pressure is per source: the loop takes a source's frames only while fewer than one
+batch of its windows wait. A file's reader then blocks (no frame is lost); a live one
+drops its oldest frames, as a single live source does. A source that fails (cannot
+open, corrupt, a stream that dies) is closed with its reason; the others carry on.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..errors import PRPError
+from .model_info import ModelInfo
+from .sources import Frame, FrameReader, parse_source
+from .stream import StreamStats, Window, Windower, top_k
+
+TASKS = ("recognize", "features", "both")
+BATCH_WAIT_S = 0.05  # how long a partial batch of file windows waits for more
+
+
+@dataclass
+class RunOptions:
+    task: str = "both"
+    stride: int | None = None  # source frames between window starts; default half a window's span
+    sample_rate: int | str | None = None  # None: the model's; "auto": scaled by source fps / training fps
+    batch: int = 8
+    topk: int = 5
+    live: bool | None = None  # None: webcams and RTSP are live, files are not
+    reconnect: int = 3  # a network stream that breaks is reopened this many times in a row before giving up
+    reconnect_wait: float = 0.5  # seconds before the first reopen, doubling each further try
+
+    def check(self, info: ModelInfo) -> None:
+        if self.task not in TASKS:
+            raise PRPError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.task != "features" and info.kind != "recognizer":
+            raise PRPError("this model gives features only (exported with --from pretrain); use --task features")
+        if self.topk < 1 or self.batch < 1 or (self.stride is not None and self.stride < 1):
+            raise PRPError(f"--topk, --batch and --stride must be >= 1, got {self.topk}, {self.batch}, {self.stride}")
+
+
+def resolve_sample_rate(opt, info: ModelInfo, fps: float, say) -> int:
+    if opt is None:
+        return info.sample_rate
+    if opt == "auto":
+        if fps > 0 and info.train_fps > 0:
+            rate = max(1, round(info.sample_rate * fps / info.train_fps))
+            say(f"sample rate {rate}: source {fps:.2f} fps, model trained at {info.train_fps:.2f} fps")
+            return rate
+        say("sample rate auto: the source or the model gives no fps; using the model's")
+        return info.sample_rate
+    rate = int(opt)
+    if rate < 1:
+        raise PRPError(f"--sample-rate must be >= 1 or auto, got {opt}")
+    return rate
+
+
+@dataclass
+class Source:
+    name: str  # as given: a path, a webcam index, a URL
+    stem: str = ""  # its output files' name
+    status: str = "queued"  # queued → open → ok | failed
+    error: str | None = None
+    stats: StreamStats = field(default_factory=StreamStats)
+    reader: FrameReader | None = None
+    windower: Windower | None = None
+    pending: collections.deque = field(default_factory=collections.deque)
+    ended: bool = False
+    started: float = 0.0
+    span: int = 0  # source frames one window covers
+
+    @property
+    def live(self) -> bool:
+        return self.reader is not None and self.reader.spec.live
+
+
+@dataclass
+class Event:
+    """What the loop reports: a source opened or closed, or its windows of one batch."""
+    kind: str  # "open" | "windows" | "close"
+    source: Source
+    records: list[dict] = field(default_factory=list)
+    features: np.ndarray | None = None  # (n, D) with --task features or both
+    logits: np.ndarray | None = None  # (n, classes) for a recogniser
+
+
+def schedule(sources: list[Source], info: ModelInfo, backend, opts: RunOptions, max_open: int = 4,
+             on_frame: Callable[[Source, Frame], None] | None = None, keep_original: bool = False,
+             say: Callable[[str], None] = lambda s: None) -> Iterator[Event]:
+    """Run every source through `backend`, yielding events in the order they happen."""
+    opts.check(info)
+    if max_open < 1:
+        raise PRPError(f"--max-open must be >= 1, got {max_open}")
+    cap = min(opts.batch, getattr(backend, "max_batch", None) or opts.batch)
+    waiting = collections.deque(sources)
+    active: list[Source] = []
+    wake = threading.Event()
+    turn, last_progress = 0, time.perf_counter()
+    try:
+        while waiting or active:
+            while waiting and len(active) < max_open:
+                src = waiting.popleft()
+                if _open(src, info, opts, keep_original, wake, say):
+                    active.append(src)
+                    yield Event("open", src)
+                else:
+                    yield Event("close", src)
+            wake.clear()  # before looking: a frame that arrives after this sets it again
+            progressed = False
+            for src in active:
+                progressed |= _pull(src, cap, on_frame)
+            for src in [s for s in active if s.ended and not s.pending]:
+                active.remove(src)
+                _close(src, say)
+                yield Event("close", src)
+            now = time.perf_counter()
+            if progressed:
+                last_progress = now
+            ready = sum(len(s.pending) for s in active)
+            stalled = not progressed and (any(s.live for s in active) or all(s.ended for s in active) or now - last_progress >= BATCH_WAIT_S)
+            if ready >= cap or (ready and stalled):
+                group = _take(active, cap, turn)
+                turn += 1
+                yield from _infer(group, info, backend, opts)
+            elif not progressed and not (waiting and len(active) < max_open):
+                wake.wait(BATCH_WAIT_S)
+    finally:
+        for src in active:
+            src.reader.stop()
+
+
+def _open(src: Source, info: ModelInfo, opts: RunOptions, keep_original: bool, wake, say) -> bool:
+    src.started = time.perf_counter()
+    try:
+        spec = parse_source(src.name, opts.live)
+        src.reader = FrameReader(spec, info.preprocess, keep_original=keep_original, reconnects=opts.reconnect,
+                                 backoff_s=opts.reconnect_wait, wake=wake)
+    except PRPError as e:
+        src.status, src.error = "failed", str(e)
+        return False
+    step = resolve_sample_rate(opts.sample_rate, info, src.reader.fps, say)
+    stride = opts.stride or max(1, (info.preprocess.frames // 2) * step)
+    src.windower = Windower(info.preprocess.frames, step, stride, spec.live, src.reader.fps)
+    src.span = src.windower.span
+    src.status = "open"
+    src.reader.start()
+    return True
+
+
+def _pull(src: Source, cap: int, on_frame) -> bool:
+    """Move decoded frames into windows while fewer than a batch of this source's windows wait."""
+    got = False
+    while len(src.pending) < cap and not src.ended:
+        try:
+            item = src.reader.queue.get_nowait()
+        except queue.Empty:
+            break
+        got = True
+        if item is FrameReader.END:
+            src.ended = True
+            src.pending.extend(src.windower.finish())
+            break
+        if on_frame is not None:
+            on_frame(src, item)
+        src.pending.extend(src.windower.push(item))
+    return got
+
+
+def _take(active: list[Source], cap: int, turn: int) -> list[tuple[Source, Window]]:
+    """Up to `cap` windows, one from each source in turn (starting one source further each batch)."""
+    order = [active[(turn + i) % len(active)] for i in range(len(active))]
+    group: list[tuple[Source, Window]] = []
+    while len(group) < cap and any(s.pending for s in order):
+        for s in order:
+            if s.pending and len(group) < cap:
+                group.append((s, s.pending.popleft()))
+    return group
+
+
+def _infer(group: list[tuple[Source, Window]], info: ModelInfo, backend, opts: RunOptions) -> Iterator[Event]:
+    x = np.stack([w.tensor(info) for _, w in group])
+    t0 = time.perf_counter()
+    out = backend.run(x)
+    now = time.perf_counter()
+    share = (now - t0) / len(group)
+    by_source: dict[int, list[int]] = {}
+    for i, (src, _) in enumerate(group):
+        by_source.setdefault(id(src), []).append(i)
+    for rows in by_source.values():
+        src = group[rows[0]][0]
+        records = []
+        for i in rows:
+            w = group[i][1]
+            r = {"source": src.name, "window": w.number, "start_frame": w.start_frame, "end_frame": w.end_frame,
+                 "start_s": round(w.start_s, 4), "end_s": round(w.end_s, 4)}
+            if opts.task != "features":
+                r["top"] = top_k(out["logits"][i], info.classes, opts.topk)
+            if w.padded:
+                r["padded"] = w.padded
+                src.stats.padded_windows += 1
+            src.stats.latencies.append(now - w.frames[-1].read_at)
+            records.append(r)
+        logits = out["logits"][rows] if "logits" in out else None
+        if logits is not None:
+            s = logits.sum(0)
+            src.stats.logits_sum = s if src.stats.logits_sum is None else src.stats.logits_sum + s
+        src.stats.windows += len(rows)
+        src.stats.inference_s += share * len(rows)
+        feats = out["features"][rows] if opts.task != "recognize" and "features" in out else None
+        yield Event("windows", src, records, feats, logits)
+
+
+def _close(src: Source, say) -> None:
+    r = src.reader
+    st = src.stats
+    st.frames, st.dropped_frames, st.reconnects = r.frames, r.dropped, r.reopened
+    st.wall_s = time.perf_counter() - src.started
+    src.status, src.error = ("failed", r.error) if r.error else ("ok", None)
+    if st.windows and st.padded_windows and r.frames < src.span:
+        say(f"{src.name}: {r.frames} frames, shorter than one window of {src.span}: padded by repeating the last frame")
+
+
+__all__ = ["Event", "RunOptions", "Source", "resolve_sample_rate", "schedule"]
