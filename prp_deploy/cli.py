@@ -13,7 +13,7 @@ import click
 from . import __version__
 from .clitypes import CommaList, OneLineErrors
 from .data.commands import data
-from .errors import PRPError
+from .errors import PRPError, UsageError
 from .models.registry import BACKBONES, DEPTHS
 from .runtime.artifacts import ARTIFACTS, ENGINES, PRECISIONS
 
@@ -190,12 +190,12 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
 
     if sample_rate not in (None, "auto"):
         if not sample_rate.isdigit() or int(sample_rate) < 1:
-            raise PRPError(f"--sample-rate wants a positive integer or auto, got {sample_rate!r}")
+            raise UsageError(f"--sample-rate wants a positive integer or auto, got {sample_rate!r}")
         sample_rate = int(sample_rate)
     if task == "features" and features_out is None and out is None:
-        raise PRPError("--task features needs --features FILE.npy (or --out for the window records)")
+        raise UsageError("--task features needs --features FILE.npy (or --out for the window records)")
     if hysteresis > threshold:
-        raise PRPError(f"--hysteresis ({hysteresis}) must not be above --threshold ({threshold})")
+        raise UsageError(f"--hysteresis ({hysteresis}) must not be above --threshold ({threshold})")
     opts = RunOptions(task=task, stride=stride, sample_rate=sample_rate, batch=batch, topk=topk, live=live, reconnect=reconnect,
                       reconnect_wait=reconnect_wait)
     outputs = RunOutputs(out=out, features=features_out, overlay=overlay, format=fmt, skip_done=skip_done, progress=not quiet,

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .errors import PRPError
+from .errors import PRPError, UsageError
 
 
 class CommaList(click.ParamType):
@@ -42,7 +42,7 @@ class OneLineErrors(click.Group):
             return super().invoke(ctx)
         except PRPError as e:
             click.echo(f"error: {e}", err=True)
-            sys.exit(1)
+            sys.exit(2 if isinstance(e, UsageError) else 1)
         except ModuleNotFoundError as e:
             missing = (e.name or "").split(".")[0]
             if missing not in TRAIN_EXTRA:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..errors import PRPError
+from ..errors import PRPError, UsageError
 from ..files import atomic_write
 from ..rundir import newest_export
 from .backends import check_backend_matches, open_backend
@@ -107,7 +107,7 @@ def _folder(path: Path | None, what: str) -> Path | None:
     if path is None:
         return None
     if Path(path).exists() and not Path(path).is_dir():
-        raise PRPError(f"{what} {path}: with several sources this names a folder, and a file of that name exists")
+        raise UsageError(f"{what} {path}: with several sources this names a folder, and a file of that name exists")
     Path(path).mkdir(parents=True, exist_ok=True)
     return Path(path)
 
@@ -154,9 +154,9 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     names = expand_sources([str(a) for a in args])
     many = _wants_many(args, names, o.out) if o.many is None else o.many
     if o.features is not None and opts.task == "recognize":
-        raise PRPError("--features needs --task features or both")
+        raise UsageError("--features needs --task features or both")
     if o.skip_done and not (many and o.out is not None):
-        raise PRPError("--skip-done needs --out DIR (it reads DIR/sources.jsonl) and several sources")
+        raise UsageError("--skip-done needs --out DIR (it reads DIR/sources.jsonl) and several sources")
     model_path = find_model(model, say)
     if backend == "torch":
         if reference is None:

@@ -234,6 +234,7 @@ def _close(src: Source, say) -> None:
     src.status, src.error = ("failed", r.error) if r.error else ("ok", None)
     if st.windows and st.padded_windows and r.frames < src.span:
         say(f"{src.name}: {r.frames} frames, shorter than one window of {src.span}: padded by repeating the last frame")
+    src.windower, src.reader = None, None  # a folder of 10,000 sources keeps their stats, not their last frames
 
 
 __all__ = ["Event", "RunOptions", "Source", "resolve_sample_rate", "schedule"]

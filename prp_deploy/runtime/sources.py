@@ -27,7 +27,7 @@ import numpy as np
 
 from ..data.datasets import VIDEO_EXTENSIONS
 from ..data.preprocess import Preprocess
-from ..errors import PRPError, VideoError
+from ..errors import PRPError, UsageError, VideoError
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 OPEN_TIMEOUT_MS = 5000
@@ -73,19 +73,19 @@ def expand_sources(args: list[str]) -> list[str]:
         if a.startswith("@"):
             listing = Path(a[1:])
             if not listing.is_file():
-                raise PRPError(f"{a}: no such list file (@FILE names a text file with one source a line)")
+                raise UsageError(f"{a}: no such list file (@FILE names a text file with one source a line)")
             lines = [l.strip() for l in listing.read_text().splitlines()]
             here = [l for l in lines if l and not l.startswith("#")]
             out += expand_sources([_relative_to(l, listing.parent) for l in here])
         elif Path(a).is_dir():
             found = sorted(str(p) for p in Path(a).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
             if not found:
-                raise PRPError(f"{a}: no videos in this folder ({'|'.join(VIDEO_EXTENSIONS)}, searched recursively)")
+                raise UsageError(f"{a}: no videos in this folder ({'|'.join(VIDEO_EXTENSIONS)}, searched recursively)")
             out += found
         elif glob.has_magic(a) and not urlparse(a).scheme:
             found = sorted(p for p in glob.glob(a, recursive=True) if Path(p).is_file())
             if not found:
-                raise PRPError(f"{a}: the pattern matches no file")
+                raise UsageError(f"{a}: the pattern matches no file")
             out += found
         else:
             out.append(a)

@@ -2,6 +2,7 @@
 --skip-done, and action segments: real videos, real ONNX Runtime, real processes."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,18 @@ def test_bench_streams_reports_aggregate_and_per_stream_latency(brightness_model
     assert r.returncode == 0, r.stderr
     e = json.loads((tmp_path / "b.json").read_text())["end_to_end"]
     assert e["streams"] == 3 and e["windows"] == 3 * 9 and len(e["per_stream"]) == 3 and "stream 2:" in r.stdout
+
+
+@pytest.mark.parametrize("args,pattern", [
+    (["VIDEO", "--skip-done"], "--skip-done needs --out DIR"),
+    (["VIDEO", "--segments", "--threshold", "0.2", "--hysteresis", "0.4"], "--hysteresis .* must not be above"),
+    (["*.nothing"], "the pattern matches no file"),
+    (["@missing.txt"], "no such list file"),
+    (["VIDEO", "VIDEO2", "--out", "FILE"], "with several sources this names a folder"),
+])
+def test_usage_errors_exit_2_in_one_line(args, pattern, brightness_model, tmp_path):
+    subs = {"VIDEO": str(grey_video(tmp_path / "v.avi", [(LEVELS["dark"], 10)])), "VIDEO2": str(grey_video(tmp_path / "w.avi", [(LEVELS["dark"], 10)])),
+            "FILE": str(tmp_path / "v.avi")}
+    r = cli("run", *[subs.get(a, a) for a in args], "--model", str(brightness_model), cwd=tmp_path)
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1 and re.search(pattern, errors[0]) and "Traceback" not in r.stderr, r.stderr
