@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -72,13 +73,15 @@ def test_max_open_bounds_the_decoders(brightness_model, tmp_path):
     for i in range(12):
         grey_video(folder / f"sub{i % 3}" / f"c{i:02d}.avi", [(LEVELS["mid"], 12)])
     out = tmp_path / "out"
-    r = cli("run", str(folder), "--model", str(brightness_model), "--out", str(out), "--max-open", "2", "--batch", "4")
+    r = cli("run", str(folder), "--model", str(brightness_model), "--out", str(out), "--max-open", "2", "--batch", "4", "--features", str(out))
     assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
     t = summary["totals"]
     assert t["sources"] == 12 and t["ok"] == 12 and 1 <= t["max_open_decoders"] <= 2 and t["engine_starts"] == 1
-    assert sorted(p.name for p in out.glob("*.jsonl") if p.name != "sources.jsonl") == [f"c{i:02d}.jsonl" for i in range(12)]
+    assert sorted(p.name for p in out.glob("*.jsonl") if p.name != "sources.jsonl" and ".features" not in p.name) == [f"c{i:02d}.jsonl" for i in range(12)]
     assert all(r["video_top1"] == "mid" for r in summary["sources"])
+    feats = np.load(out / "c05.features.npy")
+    assert feats.shape == (summary["sources"][5]["windows"], 1) and len((out / "c05.features.jsonl").read_text().splitlines()) == len(feats)
 
 
 def test_a_folder_with_bad_files_finishes_the_good_ones_and_exits_1(brightness_model, tmp_path):
@@ -123,7 +126,8 @@ def test_segments_on_concatenated_clips_find_every_cut_within_one_stride(brightn
     plan = [("dark", 37), ("mid", 53), ("bright", 51), ("mid", 49)]  # cuts at 37, 90, 141; not on the stride's grid
     video = grey_video(tmp_path / "cuts.avi", [(LEVELS[c], n) for c, n in plan])
     out = tmp_path / "w.jsonl"
-    r = cli("run", str(video), "--model", str(brightness_model), "--out", str(out), "--segments", "--min-windows", "3")
+    overlay = tmp_path / "o.mp4"
+    r = cli("run", str(video), "--model", str(brightness_model), "--out", str(out), "--segments", "--min-windows", "3", "--overlay", str(overlay))
     assert r.returncode == 0, r.stderr
     segments = [json.loads(l) for l in out.with_suffix(".segments.jsonl").read_text().splitlines()]
     stride = 4  # half of the 8-frame window
@@ -136,6 +140,58 @@ def test_segments_on_concatenated_clips_find_every_cut_within_one_stride(brightn
         assert abs(start - cut) <= stride and abs(end - cut) <= stride
     assert all(s["end_s"] - s["start_s"] >= 3 * stride / 25.0 for s in segments)
     assert {"source", "segment", "label", "start_s", "end_s", "start_frame", "end_frame", "score"} == set(segments[0])
+    cap = cv2.VideoCapture(str(overlay))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 185)
+    ok, last = cap.read()
+    bar = last[-3:, : last.shape[1] // 4].reshape(-1, 3).astype(int)  # the timeline's first quarter: the dark segment, drawn in colour
+    assert ok and (bar.max(1) - bar.min(1)).mean() > 60, "no coloured timeline bar at the bottom of the overlay"
+
+
+def test_progress_bars_on_a_terminal_and_short_lines_on_stdout(brightness_model, tmp_path):
+    """With stdout and stderr on a terminal: bars for sources and frames on stderr, a short line per window on stdout."""
+    import os
+    import pty
+
+    for i in range(3):
+        grey_video(tmp_path / "v" / f"v{i}.avi", [(LEVELS["bright"], 30)])
+    import fcntl
+    import struct
+    import termios
+
+    out_master, out_slave = pty.openpty()
+    err_master, err_slave = pty.openpty()
+    for fd in (out_slave, err_slave):  # a terminal 100 columns wide (a new pty is 0 × 0, and tqdm draws nothing in 0 columns)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    p = subprocess.Popen([sys.executable, "-m", "prp_deploy", "run", str(tmp_path / "v"), "--model", str(brightness_model)],
+                         stdout=out_slave, stderr=err_slave)
+    os.close(out_slave)
+    os.close(err_slave)
+
+    def drain(fd):
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the other end closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace")
+
+    import threading
+
+    got = {}
+    readers = [threading.Thread(target=lambda k=k, fd=fd: got.__setitem__(k, drain(fd))) for k, fd in (("out", out_master), ("err", err_master))]
+    for t in readers:
+        t.start()
+    assert p.wait(timeout=120) == 0
+    for t in readers:
+        t.join(timeout=10)
+    assert "sources" in got["err"] and "3/3" in got["err"] and "frame" in got["err"]
+    lines = [l for l in got["out"].splitlines() if l.strip()]
+    assert lines and all("bright" in l and not l.lstrip().startswith("{") for l in lines)
+    assert lines[0].split()[0] == "v0"
 
 
 def test_segmenter_hysteresis_and_minimum_length():
