@@ -21,7 +21,7 @@ from ..errors import PRPError
 from .backends import check_backend_matches, open_backend
 from .model_info import read_model_info
 from .run import DEFAULT_MAX_OPEN, RunOptions, stream_many, stream_records
-from .sources import expand_sources
+from .source_list import expand_sources
 from .stream import top_k
 
 

@@ -31,7 +31,8 @@ from .outputs import SourceSink
 from .progress import Progress
 from .scheduler import RunOptions, Source, schedule
 from .segments import Segmenter
-from .sources import FrameReader, expand_sources, output_stems
+from .source_list import expand_sources, output_stems
+from .sources import FrameReader
 from .stream import StreamStats, softmax
 
 DEFAULT_MAX_OPEN = 2 * (os.cpu_count() or 2)

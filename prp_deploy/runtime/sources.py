@@ -5,17 +5,12 @@ queue, so decoding overlaps inference. A file never drops a frame: the reader wa
 room. A live source (webcam, RTSP) never falls behind real time: when the queue is full
 the oldest frame is dropped and counted. A network stream that breaks is reopened a few
 times with backoff, then the reader stops and says why.
-
-`expand_sources` turns the command line's SOURCE... (files, folders, globs, @lists,
-webcams, URLs) into one list, and `output_stems` names each source's output files.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import queue
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -25,9 +20,8 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
-from ..data.datasets import VIDEO_EXTENSIONS
 from ..data.preprocess import Preprocess
-from ..errors import PRPError, UsageError, VideoError
+from ..errors import PRPError, VideoError
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 OPEN_TIMEOUT_MS = 5000
@@ -60,72 +54,6 @@ def parse_source(source: str, live: bool | None = None) -> SourceSpec:
     if path.is_dir():
         raise PRPError(f"{s}: is a folder, not a video")
     return SourceSpec("file", str(path), bool(live))
-
-
-def expand_sources(args: list[str]) -> list[str]:
-    """Files, URLs and webcam indexes as they are; a folder → its videos (recursively, sorted);
-    a glob → its matches (sorted); @FILE → one source a line (blank lines and # comments skipped,
-    relative paths taken from FILE's folder). Duplicates are dropped, order kept. A missing
-    file stays in the list: it fails as that source, not as the whole run."""
-    out: list[str] = []
-    for a in args:
-        a = str(a)
-        if a.startswith("@"):
-            listing = Path(a[1:])
-            if not listing.is_file():
-                raise UsageError(f"{a}: no such list file (@FILE names a text file with one source a line)")
-            lines = [l.strip() for l in listing.read_text().splitlines()]
-            here = [l for l in lines if l and not l.startswith("#")]
-            out += expand_sources([_relative_to(l, listing.parent) for l in here])
-        elif Path(a).is_dir():
-            found = sorted(str(p) for p in Path(a).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
-            if not found:
-                raise UsageError(f"{a}: no videos in this folder ({'|'.join(VIDEO_EXTENSIONS)}, searched recursively)")
-            out += found
-        elif glob.has_magic(a) and not urlparse(a).scheme:
-            found = sorted(p for p in glob.glob(a, recursive=True) if Path(p).is_file())
-            if not found:
-                raise UsageError(f"{a}: the pattern matches no file")
-            out += found
-        else:
-            out.append(a)
-    return list(dict.fromkeys(out))
-
-
-def _relative_to(line: str, folder: Path) -> str:
-    if line.isdigit() or urlparse(line).scheme in (*NETWORK_SCHEMES, "file") or Path(line).is_absolute():
-        return line
-    return str(folder / line)
-
-
-def output_stems(sources: list[str]) -> list[str]:
-    """A file-name stem per source, unique: the file's stem, with as many parent folders as it
-    takes to tell two apart (a__x, b__x); webcam0; a URL's host and path."""
-    def parts(s: str) -> list[str]:
-        if s.isdigit():
-            return [f"webcam{s}"]
-        u = urlparse(s)
-        if u.scheme in NETWORK_SCHEMES:
-            return [re.sub(r"[^A-Za-z0-9._-]+", "_", (u.netloc + u.path).strip("/")) or u.scheme]
-        p = Path(u.path if u.scheme == "file" else s)
-        return [*p.parent.parts, p.stem]
-
-    split = [parts(s) for s in sources]
-    depth = [1] * len(sources)
-    while True:
-        names = ["__".join(p[-d:]) for p, d in zip(split, depth)]
-        clash = {n for n in names if names.count(n) > 1}
-        grow = [i for i, n in enumerate(names) if n in clash and depth[i] < len(split[i])]
-        if not grow:
-            break
-        for i in grow:
-            depth[i] += 1
-    seen: dict[str, int] = {}
-    unique = []
-    for n in names:  # the same name still (e.g. one path written two ways): number the later ones
-        seen[n] = seen.get(n, 0) + 1
-        unique.append(n if seen[n] == 1 else f"{n}-{seen[n]}")
-    return [re.sub(r"[^A-Za-z0-9._-]+", "_", n) for n in unique]
 
 
 def open_capture(spec: SourceSpec) -> cv2.VideoCapture:

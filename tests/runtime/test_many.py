@@ -17,7 +17,8 @@ from prp_deploy.runtime.backends import OnnxRuntimeBackend
 from prp_deploy.runtime.model_info import read_model_info
 from prp_deploy.runtime.run import stream_records
 from prp_deploy.runtime.scheduler import RunOptions, Source, schedule
-from prp_deploy.runtime.sources import FrameReader, expand_sources, output_stems
+from prp_deploy.runtime.source_list import expand_sources, output_stems
+from prp_deploy.runtime.sources import FrameReader
 from tests.conftest import index_frame, write_video
 from tests.runtime.conftest import LEVELS
 

@@ -1,0 +1,85 @@
+"""The command line's SOURCE... as one list, and a file name for each source's outputs.
+
+`expand_sources` takes files, folders, globs, @lists, webcam indexes and URLs;
+`output_stems` names each source's output files, unique within a run.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..data.datasets import VIDEO_EXTENSIONS
+from ..errors import UsageError
+from .sources import NETWORK_SCHEMES
+
+
+def expand_sources(args: list[str]) -> list[str]:
+    """Files, URLs and webcam indexes as they are; a folder → its videos (recursively, sorted);
+    a glob → its matches (sorted); @FILE → one source a line (blank lines and # comments skipped,
+    relative paths taken from FILE's folder). Duplicates are dropped, order kept. A missing
+    file stays in the list: it fails as that source, not as the whole run."""
+    out: list[str] = []
+    for a in args:
+        a = str(a)
+        if a.startswith("@"):
+            listing = Path(a[1:])
+            if not listing.is_file():
+                raise UsageError(f"{a}: no such list file (@FILE names a text file with one source a line)")
+            lines = [l.strip() for l in listing.read_text().splitlines()]
+            here = [l for l in lines if l and not l.startswith("#")]
+            out += expand_sources([_relative_to(l, listing.parent) for l in here])
+        elif Path(a).is_dir():
+            found = sorted(str(p) for p in Path(a).rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+            if not found:
+                raise UsageError(f"{a}: no videos in this folder ({'|'.join(VIDEO_EXTENSIONS)}, searched recursively)")
+            out += found
+        elif glob.has_magic(a) and not urlparse(a).scheme:
+            found = sorted(p for p in glob.glob(a, recursive=True) if Path(p).is_file())
+            if not found:
+                raise UsageError(f"{a}: the pattern matches no file")
+            out += found
+        else:
+            out.append(a)
+    return list(dict.fromkeys(out))
+
+
+def _relative_to(line: str, folder: Path) -> str:
+    if line.isdigit() or urlparse(line).scheme in (*NETWORK_SCHEMES, "file") or Path(line).is_absolute():
+        return line
+    return str(folder / line)
+
+
+def output_stems(sources: list[str]) -> list[str]:
+    """A file-name stem per source, unique: the file's stem, with as many parent folders as it
+    takes to tell two apart (a__x, b__x); webcam0; a URL's host and path."""
+    def parts(s: str) -> list[str]:
+        if s.isdigit():
+            return [f"webcam{s}"]
+        u = urlparse(s)
+        if u.scheme in NETWORK_SCHEMES:
+            return [re.sub(r"[^A-Za-z0-9._-]+", "_", (u.netloc + u.path).strip("/")) or u.scheme]
+        p = Path(u.path if u.scheme == "file" else s)
+        return [*p.parent.parts, p.stem]
+
+    split = [parts(s) for s in sources]
+    depth = [1] * len(sources)
+    while True:
+        names = ["__".join(p[-d:]) for p, d in zip(split, depth)]
+        clash = {n for n in names if names.count(n) > 1}
+        grow = [i for i, n in enumerate(names) if n in clash and depth[i] < len(split[i])]
+        if not grow:
+            break
+        for i in grow:
+            depth[i] += 1
+    seen: dict[str, int] = {}
+    unique = []
+    for n in names:  # the same name still (e.g. one path written two ways): number the later ones
+        seen[n] = seen.get(n, 0) + 1
+        unique.append(n if seen[n] == 1 else f"{n}-{seen[n]}")
+    return [re.sub(r"[^A-Za-z0-9._-]+", "_", n) for n in unique]
+
+
+__all__ = ["expand_sources", "output_stems"]
