@@ -31,6 +31,13 @@ class Runtime:
         return self.rank == 0
 
     @property
+    def channels_last(self) -> bool:
+        # Channels-last 3D on every device: cuDNN's and oneDNN's fastest conv3d kernels take
+        # NDHWC. Measured on this workplace's 2-core AVX-512 CPU: the tiny preset's DG-P step
+        # 1.3-1.5× faster (docs/results.md), same float32 math.
+        return True
+
+    @property
     def amp_dtype(self) -> torch.dtype | None:
         # bf16 autocast on GPUs: no loss scaling needed, and Ampere/Hopper run it on tensor cores.
         return torch.bfloat16 if self.device.type == "cuda" else None

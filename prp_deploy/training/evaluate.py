@@ -144,7 +144,7 @@ def pretext(model: torch.nn.Module, val_set: PretrainClips, rt: Runtime, batch_s
     for batch, _ in DataLoader(val_set, batch_size=batch_size, num_workers=workers, collate_fn=collate_skipping):
         if batch is None:
             continue
-        batch = to_device(batch, rt.device, False)
+        batch = to_device(batch, rt.device, rt.channels_last)
         with torch.autocast(rt.device.type, dtype=rt.amp_dtype, enabled=rt.amp_dtype is not None):
             out = model(batch["clip"])
             if loss is not None:

@@ -86,7 +86,6 @@ def run_stage(stage: Stage, rt: Runtime, metrics: MetricsLog, resume: bool, stop
         say(f"{stage.name}: resuming at epoch {epoch + 1}, step {step}")
     stage.out_dir.mkdir(parents=True, exist_ok=True)
     net = DistributedDataParallel(model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None) if rt.world > 1 else model
-    channels_last = rt.device.type == "cuda"
     sampler = EpochSampler(len(train_set), stage.seed, shuffle=True, rank=rt.rank, world=rt.world)
 
     def save(path: Path, finished: bool = False) -> None:
@@ -110,7 +109,7 @@ def run_stage(stage: Stage, rt: Runtime, metrics: MetricsLog, resume: bool, stop
                 skips.add(stage.batch_size, skipped)
                 if batch is None:
                     continue
-                batch = to_device(batch, rt.device, channels_last)
+                batch = to_device(batch, rt.device, rt.channels_last)
                 with torch.autocast(rt.device.type, dtype=rt.amp_dtype, enabled=rt.amp_dtype is not None):
                     loss, stats = stage.step(net, batch)
                 optimizer.zero_grad(set_to_none=True)

@@ -94,7 +94,8 @@ def evaluate(cfg: TrainConfig, run_dir: Path, index: VideoIndex, val: list[Video
             model.load_state_dict(state["model"])
             clips = pretext_clips(cfg, val, DecodedFrames(spec.short_side), state["intervals"], None, train=False)
             result["pretext"] = pretext(model.to(rt.device), clips, rt, p.batch_size, d.workers)
-    say("eval: retrieval (pretrained encoder, test queries the training set)")
+    which = "random-init encoder" if p.objective == "none" and init is None else "pretrained encoder"
+    say(f"eval: retrieval ({which}, test queries the training set)")
     result["retrieval"] = retrieval(encoder, index.train, index.test, spec, e.clips, rt, e.retrieval_ks, e.batch_videos, d.workers)
     result["recognition"] = None
     fine_ckpt = run_dir / "finetune" / "best.pt"

@@ -61,7 +61,7 @@ def random_encoder(cfg: TrainConfig) -> torch.nn.Module:
 
 def _on_device(model: torch.nn.Module, rt: Runtime) -> torch.nn.Module:
     model = model.to(rt.device)
-    return model.to(memory_format=torch.channels_last_3d) if rt.device.type == "cuda" else model
+    return model.to(memory_format=torch.channels_last_3d) if rt.channels_last else model
 
 
 def _checkpoint_extra(cfg: TrainConfig) -> dict:
