@@ -5,6 +5,8 @@ The loop drains whatever frames the readers have decoded, turns them into window
 source its own `Windower`), and sends a batch when it is full, or, when no frame arrived
 since the last look, what it has: at once if a live source is open (never hold a camera
 back to fill a batch), else after `BATCH_WAIT_S` (files wait a moment for a fuller batch).
+Sources open on a small thread pool, so one that is slow to answer does not stop the
+sources already running (OpenCV still serialises the opens themselves).
 A batch takes windows round-robin from the sources, starting one further each time, so
 no source starves. At most `max_open` sources are open at once (a folder of 10,000 files
 does not open 10,000 decoders); the next one opens when one ends.
@@ -21,6 +23,7 @@ import collections
 import queue
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -111,17 +114,27 @@ def schedule(sources: list[Source], info: ModelInfo, backend, opts: RunOptions, 
     waiting = collections.deque(sources)
     active: list[Source] = []
     wake = threading.Event()
+    # Sources open on their own threads: a camera or URL that does not answer holds up only
+    # itself (for its open timeout), not the sources already running. (OpenCV serialises
+    # FFmpeg's opens behind one lock, so other sources still *opening* wait for it.)
+    opener = ThreadPoolExecutor(max_workers=max_open, thread_name_prefix="prp-open")
+    opening: dict[Future, Source] = {}
     turn, last_progress = 0, time.perf_counter()
     try:
-        while waiting or active:
-            while waiting and len(active) < max_open:
+        while waiting or active or opening:
+            while waiting and len(active) + len(opening) < max_open:
                 src = waiting.popleft()
-                if _open(src, info, opts, keep_original, wake, say):
+                future = opener.submit(_open, src, info, opts, keep_original, wake, say)
+                future.add_done_callback(lambda _: wake.set())
+                opening[future] = src
+            for future in [f for f in opening if f.done()]:
+                src = opening.pop(future)
+                if future.result():  # a bug in opening raises here, in the caller's thread
                     active.append(src)
                     yield Event("open", src)
                 else:
                     yield Event("close", src)
-            wake.clear()  # before looking: a frame that arrives after this sets it again
+            wake.clear()  # before looking: a frame (or an open) that arrives after this sets it again
             progressed = False
             for src in active:
                 progressed |= _pull(src, cap, on_frame)
@@ -138,11 +151,15 @@ def schedule(sources: list[Source], info: ModelInfo, backend, opts: RunOptions, 
                 group = _take(active, cap, turn)
                 turn += 1
                 yield from _infer(group, info, backend, opts)
-            elif not progressed and not (waiting and len(active) < max_open):
+            elif not progressed and not any(f.done() for f in opening):
                 wake.wait(BATCH_WAIT_S)
     finally:
-        for src in active:
-            src.reader.stop()
+        for future in opening:
+            future.cancel()
+        opener.shutdown(wait=True)  # an open in progress finishes (within its timeout); its reader is stopped below
+        for src in [*active, *opening.values()]:
+            if src.reader is not None:
+                src.reader.stop()
 
 
 def _open(src: Source, info: ModelInfo, opts: RunOptions, keep_original: bool, wake, say) -> bool:

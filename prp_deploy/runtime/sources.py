@@ -103,7 +103,7 @@ class FrameReader:
         fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if fps == fps and 0 < fps < 1000 else 0.0
         claimed = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if spec.kind == "file" else 0
-        self.total_frames = claimed if claimed > 0 else None  # the container's claim, for progress only
+        self.total_frames = claimed if claimed > 0 else None  # the container's claim: progress, and a file that ends early
         self.dropped = 0
         self.frames = 0
         self.reopened = 0  # successful reconnects of a network stream
@@ -211,10 +211,8 @@ class FrameReader:
             self._put(self.END)
 
     def _check_file_end(self, decoded: int) -> None:
-        """A file that ends before its container's frame count, by a clear margin, is corrupt mid-way."""
-        cap = cv2.VideoCapture(str(self.spec.target))
-        claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
-        cap.release()
+        """A file that ends before its container's frame count (read at open), by a clear margin, is corrupt mid-way."""
+        claimed = self.total_frames or 0
         if decoded == 0:
             self.error = f"{self.spec.target}: no frame decodes"
         elif claimed > 0 and decoded < 0.9 * claimed - 1 and os.path.getsize(str(self.spec.target)) > 0:

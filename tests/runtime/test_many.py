@@ -192,7 +192,7 @@ def test_progress_bars_on_a_terminal_and_short_lines_on_stdout(brightness_model,
     assert "sources" in got["err"] and "3/3" in got["err"] and "frame" in got["err"]
     lines = [l for l in got["out"].splitlines() if l.strip()]
     assert lines and all("bright" in l and not l.lstrip().startswith("{") for l in lines)
-    assert lines[0].split()[0] == "v0"
+    assert {l.split()[0] for l in lines} == {"v0", "v1", "v2"}  # each line names its source
 
 
 def test_segmenter_hysteresis_and_minimum_length():
@@ -272,3 +272,26 @@ def test_usage_errors_exit_2_in_one_line(args, pattern, brightness_model, tmp_pa
     r = cli("run", *[subs.get(a, a) for a in args], "--model", str(brightness_model), cwd=tmp_path)
     errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
     assert r.returncode == 2 and len(errors) == 1 and re.search(pattern, errors[0]) and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_source_slow_to_open_holds_up_only_itself(brightness_model, tmp_path):
+    """A URL whose server accepts and never answers: the file opened before it runs to its end
+    meanwhile. (OpenCV serialises the FFmpeg opens themselves, so a file listed after the URL
+    would still wait for the URL's open timeout.)"""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held = []
+    threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(4)], daemon=True).start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/never.avi"
+    video = grey_video(tmp_path / "v.avi", [(LEVELS["mid"], 40)])
+    info = read_model_info(brightness_model)
+    sources = [Source(str(video), "v"), Source(url, "url")]
+    closed = [ev.source.stem for ev in schedule(sources, info, OnnxRuntimeBackend(brightness_model / "model.onnx"), RunOptions(batch=4), 2)
+              if ev.kind == "close"]
+    server.close()
+    assert closed == ["v", "url"]  # the file finished while the URL was still trying to open
+    assert sources[0].status == "ok" and sources[1].status == "failed" and "cannot be reached" in sources[1].error
