@@ -123,13 +123,12 @@ def end_to_end(info, engine, name: str, video: Path, batch: int, streams: int = 
     for _ in range(ROUNDS):  # run and pure inference alternate, so a slow spell of a noisy machine hits both
         sources = [Source(str(video), f"stream{i}") for i in range(streams)]
         t0 = time.perf_counter()
-        for _ in schedule(sources, info, engine, RunOptions(task="both", batch=batch), max_open=streams):
-            pass
+        n = sum(len(ev.records) for ev in schedule(sources, info, engine, RunOptions(task="both", batch=batch), max_open=streams))
         run_s += time.perf_counter() - t0
         failed = [s.error for s in sources if s.status != "ok"]
         if failed:
             raise PRPError(f"bench video failed: {failed[0]}")
-        n, frames = sum(s.stats.windows for s in sources), sum(s.stats.frames for s in sources)
+        frames = sum(s.stats.frames for s in sources)
         clips = np.random.default_rng(1).random((min(batch, n), *info.input_shape), dtype=np.float32)
         t0 = time.perf_counter()
         done = 0

@@ -18,7 +18,7 @@ import os
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -65,7 +65,6 @@ class RunOutputs:
     max_open: int = DEFAULT_MAX_OPEN
     progress: bool = True  # bars on stderr when it is a terminal
     many: bool | None = None  # per-source files in folders; None: when there are several sources (or a folder, glob, @list)
-    extra: dict = field(default_factory=dict)
 
 
 def find_model(model: str | Path | None, say: Callable[[str], None]) -> Path:
@@ -150,7 +149,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     imports torch or the model code.
     """
     o = outputs or RunOutputs()
-    o.out, o.features, o.overlay = out or o.out, features or o.features, overlay or o.overlay
+    o = replace(o, out=out or o.out, features=features or o.features, overlay=overlay or o.overlay)  # the caller's object stays as given
     args = [sources] if isinstance(sources, (str, Path)) else [str(s) for s in sources]
     names = expand_sources([str(a) for a in args])
     many = _wants_many(args, names, o.out) if o.many is None else o.many
@@ -191,16 +190,16 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     t0 = time.perf_counter()
 
     def sink_for(src: Source) -> SourceSink:
-        def place(folder, suffix, single):
-            if folder is None:
+        def place(path, suffix):  # several sources: `path` is a folder and each source has its file in it
+            if path is None:
                 return None
-            return Path(folder) / f"{src.stem}{suffix}" if many else Path(single)
+            return Path(path) / f"{src.stem}{suffix}" if many else Path(path)
 
         seg_file = None
         if o.segments is not None and o.out is not None:
             seg_file = o.out / f"{src.stem}.segments.jsonl" if many else Path(o.out).with_suffix(".segments.jsonl")
-        return SourceSink(src.name, src.stem, place(o.out, ".jsonl", o.out), place(o.features, ".features.npy", o.features),
-                          place(o.overlay, ".overlay.mp4", o.overlay), seg_file, info.feature_dim,
+        return SourceSink(src.name, src.stem, place(o.out, ".jsonl"), place(o.features, ".features.npy"),
+                          place(o.overlay, ".overlay.mp4"), seg_file, info.feature_dim,
                           o.segments.segmenter(info.classes) if o.segments else None, echo)
 
     def on_frame(src, frame):
@@ -241,7 +240,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     rows += [skip[n] for n in names if n in skip]
     rows.sort(key=lambda r: order[r["source"]])
     summary = {"backend": engine.name, "model": str(model_path), "sources": rows,
-               "totals": _totals(rows, wall, len(names) - len(todo)), "options": {**vars(opts)}, **o.extra}
+               "totals": _totals(rows, wall, len(names) - len(todo)), "options": {**vars(opts)}}
     if many and o.out is not None:
         atomic_write(o.out / "summary.json", json.dumps(summary, indent=2, default=str))
     if not many and rows and rows[0]["status"] == "failed":

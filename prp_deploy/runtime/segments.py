@@ -39,6 +39,17 @@ class Segment:
 
 
 @dataclass
+class _Open:
+    """A segment still open: where it starts, where its last window's stretch ends, its score so far."""
+    start_frame: float
+    start_s: float
+    end_frame: float
+    end_s: float
+    score_sum: float = 0.0
+    windows: int = 0
+
+
+@dataclass
 class _Win:
     start_frame: int
     end_frame: int
@@ -65,7 +76,7 @@ class Segmenter:
         self.prev: _Win | None = None  # the last decided window (its stretch ends at the next one's midpoint)
         self.prev_scores: np.ndarray | None = None
         self.prev_bounds: tuple[float, float] | None = None  # where the last decided window's stretch starts
-        self.open: dict[int, list] = {}  # class → [start frame, start s, score sum, windows, end frame, end s]
+        self.open: dict[int, _Open] = {}  # class index → its open segment
         self.count = 0
 
     def push(self, start_frame: int, end_frame: int, start_s: float, end_s: float, probs) -> list[Segment]:
@@ -119,11 +130,11 @@ class Segmenter:
         for c, score in enumerate(smoothed):
             seg = self.open.get(c)
             if seg is None and score >= self.threshold:
-                self.open[c] = seg = [start_f, start_s, 0.0, 0, end_f, end_s]
+                self.open[c] = seg = _Open(start_f, start_s, end_f, end_s)
             if seg is not None and score >= self.hysteresis:
-                seg[2] += score
-                seg[3] += 1
-                seg[4], seg[5] = end_f, end_s
+                seg.score_sum += score
+                seg.windows += 1
+                seg.end_frame, seg.end_s = end_f, end_s
             elif seg is not None:
                 closed += self._close(c)
         if nxt is None:
@@ -132,11 +143,12 @@ class Segmenter:
         return closed
 
     def _close(self, c: int) -> list[Segment]:
-        start_f, start_s, total, n, end_f, end_s = self.open.pop(c)
-        if n < self.min_windows:
+        seg = self.open.pop(c)
+        if seg.windows < self.min_windows:
             return []
         self.count += 1
-        return [Segment(self.count - 1, self.classes[c], int(round(start_f)), int(round(end_f)), start_s, end_s, total / n)]
+        return [Segment(self.count - 1, self.classes[c], int(round(seg.start_frame)), int(round(seg.end_frame)), seg.start_s, seg.end_s,
+                        seg.score_sum / seg.windows)]
 
 
 __all__ = ["Segment", "Segmenter"]

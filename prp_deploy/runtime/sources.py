@@ -125,14 +125,10 @@ class FrameReader:
     def stop(self) -> None:
         """Ask the thread to end; a reader never started releases its decoder here."""
         self._stop.set()
-        if not self._thread.is_alive() and self.cap is not None and self._thread.ident is None:
+        if self._thread.ident is None and self.cap is not None:
             self.cap.release()
             self.cap = None
             self._count(-1)
-
-    @property
-    def ended(self) -> bool:
-        return not self._thread.is_alive() and self._thread.ident is not None
 
     def _put(self, item) -> None:
         if not self.spec.live:
