@@ -15,7 +15,7 @@ from .clitypes import CommaList, OneLineErrors
 from .data.commands import data
 from .errors import PRPError, UsageError
 from .models.registry import BACKBONES, DEPTHS
-from .runtime.artifacts import ARTIFACTS, ENGINES, PRECISIONS
+from .runtime.artifacts import ARTIFACTS, ENGINES, PRECISIONS, by_file
 
 
 def _say(msg: str) -> None:
@@ -34,11 +34,13 @@ def main(verbose):
 main.add_command(data)
 
 
-@main.command("train")
+@main.command("train", context_settings={"show_default": True})
 @click.option("--stage", type=click.Choice(["all", "pretrain", "finetune", "eval"]), default="all", show_default=True)
 @click.option("--data", "data_root", type=click.Path(path_type=Path), default=None, help="Dataset root (default: the built-in synthetic dataset).")
-@click.option("--dataset", type=click.Choice(["ucf101", "hmdb51", "folder"]), default=None)
-@click.option("--split", type=click.IntRange(1, 3), default=None)
+@click.option("--dataset", type=click.Choice(["ucf101", "hmdb51", "folder"]), default=None,
+              help="Layout of --data: ucf101 (UCF-101/ + ucfTrainTestlist/), hmdb51 (hmdb51_org/ + split files) or folder "
+                   "(<class>/<video>). Default: ucf101.")
+@click.option("--split", type=click.IntRange(1, 3), default=None, help="Train/test split 1-3 of the dataset. Default: 1.")
 @click.option("--backbone", type=click.Choice(list(BACKBONES)), default=None)
 @click.option("--depth", type=click.Choice([str(d) for d in DEPTHS]), default=None)
 @click.option("--width", type=float, default=None, help="Channel multiplier (1.0 = the paper's network).")
@@ -70,7 +72,11 @@ main.add_command(data)
 def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, crop, short_side, objective, intervals, rec_rate,
               motion_attention, pretrain_epochs, finetune_epochs, batch_size, workers, device, seed, out, config_file, preset,
               val_videos, labels_per_class, label_fraction, subtract_mean, init, resume):
-    """Pretrain with PRP, finetune for action recognition, evaluate (recognition, retrieval, pretext)."""
+    """Pretrain with PRP, finetune for action recognition, evaluate (recognition, retrieval, pretext).
+
+    An option left out takes the preset's value: --preset tiny without --data (R(2+1)D-10 x0.25,
+    8x32x32 clips, Adam, 7 + 5 epochs), the paper's settings with it (R(2+1)D-10, 16x112x112,
+    SGD, 300 + 150 epochs); config.yaml in the run folder records every value used."""
     from dataclasses import replace
 
     from .rundir import newest_run
@@ -127,10 +133,12 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
 @click.option("--trt", is_flag=True, help=f"Also build an FP16 TensorRT engine {ARTIFACTS['tensorrt'].file} (implies --fp16).")
 @click.option("--batch", default="1:8:32", show_default=True, help="TensorRT optimisation profile MIN:OPT:MAX; Triton's max batch.")
 @click.option("--triton", is_flag=True, help="Also write a Triton model repository under OUT/triton.")
-@click.option("--parity-clips", type=click.IntRange(1), default=64, show_default=True)
+@click.option("--parity-clips", type=click.IntRange(1), default=64, show_default=True,
+              help="Real clips (from the run's test videos, over the classes in turn) every artefact is compared on.")
 @click.option("--parity-videos", multiple=True, type=click.Path(path_type=Path), help="Videos (or folders) for the parity clips.")
-@click.option("--atol", type=float, default=1e-4, show_default=True)
-@click.option("--rtol", type=float, default=1e-4, show_default=True)
+@click.option("--atol", type=float, default=1e-4, show_default=True,
+              help="FP32 parity: an element fails only if it differs by more than atol and rtol*|reference| both.")
+@click.option("--rtol", type=float, default=1e-4, show_default=True, help="FP32 parity: the relative tolerance (see --atol).")
 @click.option("--verify-only", is_flag=True, help="Re-check the artefacts already in OUT; build nothing.")
 @click.option("--int8", is_flag=True, help=f"Also write {ARTIFACTS['onnxruntime-int8'].file}, calibrated on the run's training videos (with --trt: an INT8 engine).")
 @click.option("--calib-clips", type=click.IntRange(1), default=64, show_default=True, help="INT8 calibration clips.")
@@ -149,7 +157,13 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
     click.echo(result.report.table())
     click.echo(f"artefacts in {result.out}: {', '.join(result.artifacts)}; report {result.out / 'parity.json'}")
     if not result.report.passed:
-        raise PRPError(f"parity FAILED for {', '.join(a for a in result.artifacts if not result.report.artifact_passed(a))}; artefacts kept, see {result.out / 'parity.json'}")
+        failed = [a for a in result.artifacts if not result.report.artifact_passed(a)]
+        hint = ""
+        if any(by_file(a) is not None and by_file(a).precision == "int8" for a in failed):
+            from .export.int8 import REMEDY_HINT
+
+            hint = f"; for INT8, {REMEDY_HINT}"
+        raise PRPError(f"parity FAILED for {', '.join(failed)}; artefacts kept, see {result.out / 'parity.json'}{hint}")
     if trt and result.trt_unavailable:
         click.echo(f"error: {result.trt_unavailable} (the ONNX artefacts above are written and checked)", err=True)
         sys.exit(2)
@@ -165,9 +179,9 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
 @click.option("--sample-rate", default=None, help="Take every K-th frame, or 'auto' (the model's rate scaled by source fps / training fps). Default: the model's.")
 @click.option("--batch", type=click.IntRange(1), default=8, show_default=True, help="Windows per engine call, taken across sources.")
 @click.option("--topk", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="JSONL file; with several sources a folder (a file per source + summary.json). Default: stdout.")
-@click.option("--features", "features_out", type=click.Path(path_type=Path), default=None, help="Per-window embeddings .npy (+ a .jsonl line per row); a folder with several sources.")
-@click.option("--overlay", type=click.Path(path_type=Path), default=None, help="Write the video with the top label (and segment timeline) drawn on it (.mp4; a folder with several sources).")
+@click.option("--out", type=click.Path(), default=None, help="JSONL file; with several sources (or OUT/ given with its slash) a folder (a file per source + summary.json). Default: stdout.")
+@click.option("--features", "features_out", type=click.Path(), default=None, help="Per-window embeddings .npy (+ a .jsonl line per row); a folder with several sources.")
+@click.option("--overlay", type=click.Path(), default=None, help="Write the video with the top label (and segment timeline) drawn on it (.mp4; a folder with several sources).")
 @click.option("--segments", is_flag=True, help="Merge windows into action segments (STEM.segments.jsonl; stdout shows segments).")
 @click.option("--smooth", type=click.IntRange(1), default=3, show_default=True, help="Segments: windows in the centred moving average of scores.")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True, help="Segments: a class's smoothed score that opens a segment.")
@@ -209,7 +223,7 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
     failed = summary["totals"]["failed"]
     if failed:
         raise PRPError(f"{failed} of {summary['totals']['sources']} sources failed (their reasons are above"
-                       + (f"; {out / 'summary.json'})" if out is not None and (out / "summary.json").exists() else ")"))
+                       + (f"; {Path(out) / 'summary.json'})" if out is not None and (Path(out) / "summary.json").exists() else ")"))
 
 
 @main.command("bench")
@@ -228,15 +242,24 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the results as JSON.")
 def bench_cmd(model, backbone, depth, width, frames, crop, backends, batches, iters, video, streams, json_out):
     """Backends side by side (clips/s, latency), GFLOP/s against this machine's matmul peak, and pipeline efficiency."""
+    import tempfile
+
     from .runtime.bench import bench, format_bench
     from .runtime.run import find_model
 
-    if backbone is not None:  # before training: the speed of a shape, on a random-init export
-        if model is not None:
-            raise PRPError("give --model or --backbone, not both")
-        from .export.random_model import export_random
+    if backbone is not None and model is not None:
+        raise PRPError("give --model or --backbone, not both")
+    # A random-init export lives in a temp folder for the length of the bench only (it is
+    # 100s of MB at the paper's size): removed at the end, on an error and on Ctrl-C alike.
+    with tempfile.TemporaryDirectory(prefix="prp-bench-") as scratch:
+        if backbone is not None:  # before training: the speed of a shape, on a random-init export
+            from .export.random_model import export_random
 
-        model = export_random(backbone, int(depth), width, frames, crop, say=_say)
+            model = export_random(backbone, int(depth), width, frames, crop, out=Path(scratch), say=_say)
+        _bench(model, backends, batches, iters, video, streams, json_out, bench, format_bench, find_model)
+
+
+def _bench(model, backends, batches, iters, video, streams, json_out, bench, format_bench, find_model):
     model_dir = find_model(model, _say)
     wanted = list(backends)
 

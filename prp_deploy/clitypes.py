@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import click
@@ -53,3 +55,11 @@ class OneLineErrors(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader of stdout went away (`prp-deploy run v.mp4 | head -1`): stop quietly,
+            # as `cat` does, with the status of a process ended by SIGPIPE. The run's finally
+            # blocks have closed its files and joined its readers by now; stdout goes to
+            # /dev/null so the interpreter's last flush does not fail a second time.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(128 + signal.SIGPIPE)

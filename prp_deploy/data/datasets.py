@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..errors import PRPError
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm")
+# Containers OpenCV's FFmpeg backend decodes (an animated GIF too, as UCF101's GIF previews are).
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".gif")
 DATASETS = ("ucf101", "hmdb51", "folder")
 
 

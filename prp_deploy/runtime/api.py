@@ -1,17 +1,18 @@
 """`from prp_deploy import Recognizer`: the runtime for applications, torch-free.
 
-    rec = Recognizer("runs/NAME/export")                 # or a .onnx / .plan; backend="auto", precision=None
+    rec = Recognizer("runs/NAME/export")     # or a .onnx / .plan; no argument: the newest export under runs/
     rec.predict(frames)      # the BGR uint8 frames of one window → [{"label", "score"}, ...]
     rec.features(frames)     # → (D,) float32 embedding
-    for record in rec.stream("video.mp4"):  # the same records as `prp-deploy run`'s JSONL
+    for record in rec.stream("video.mp4"):  # `prp-deploy run`'s records, plus numpy "probs" / "features"
         ...
     for record in rec.stream_many(["a.mp4", "cams/", "rtsp://..."]):  # one engine, windows batched across sources
         ...
-    seg = Segmenter(rec.classes, smooth=3, threshold=0.5, hysteresis=0.3)  # segments from your own window scores
+    seg = Segmenter(rec.classes)             # segments: seg.push_record(record) ..., then seg.finish()
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -20,13 +21,39 @@ import numpy as np
 from ..errors import PRPError
 from .backends import check_backend_matches, open_backend
 from .model_info import read_model_info
-from .run import DEFAULT_MAX_OPEN, RunOptions, stream_many, stream_records
+from .run import DEFAULT_MAX_OPEN, RunOptions, find_model, stream_many, stream_records
 from .source_list import expand_sources
 from .stream import top_k
 
+STREAM_OPTIONS = tuple(f.name for f in dataclasses.fields(RunOptions))
+
+
+def _options(where: str, options: dict, default_task: str) -> RunOptions:
+    """RunOptions from keywords, an unknown one named as the caller spelled it."""
+    unknown = [k for k in options if k not in STREAM_OPTIONS]
+    if unknown:
+        raise TypeError(f"{where} got an unexpected keyword argument {unknown[0]!r}; it takes {', '.join(STREAM_OPTIONS)}")
+    return RunOptions(**{"task": default_task, **options})
+
 
 class Recognizer:
-    def __init__(self, model: str | Path, backend: str = "auto", precision: str | None = None):
+    """An exported PRP model, ready for frames, videos and streams (numpy, OpenCV and an engine; no torch).
+
+    `model`: an export folder (`runs/NAME/export`), or one model file (`.onnx`, `.plan`);
+    None takes the newest export under `runs/`, as `prp-deploy run` does. `backend`: auto
+    (the artefact table's order: TensorRT, then ONNX Runtime) or a named engine;
+    `precision`: fp32, fp16 or int8 to pick that artefact (auto never picks a reduced one).
+
+    `predict` and `features` take one window of BGR uint8 frames (`window_frames` of them);
+    `stream` and `stream_many` read whole sources on reader threads and yield a record per
+    window, as `prp-deploy run` writes them, plus numpy fields: `probs` (every class's
+    probability, what `Segmenter.push_record` takes) and, with task features or both,
+    `features` (the window's embedding). Breaking out of a stream stops and joins its readers.
+    """
+
+    def __init__(self, model: str | Path | None = None, backend: str = "auto", precision: str | None = None):
+        model = find_model(model, lambda s: None)
+        self.model = Path(model)
         self.info = read_model_info(model)
         self.backend = open_backend(model, backend, precision)
         check_backend_matches(self.backend, self.info)
@@ -52,23 +79,34 @@ class Recognizer:
         return self.backend.run(self.clip(frames)[None])
 
     def predict(self, frames: Sequence[np.ndarray], topk: int = 5) -> list[dict]:
+        """The top `topk` labels of one window: [{"label", "score"}, ...], scores are softmax probabilities."""
         if self.info.kind != "recognizer":
             raise PRPError("this model gives features only (exported with --from pretrain)")
         return top_k(self._run(frames)["logits"][0], self.info.classes, topk)
 
     def features(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """The (D,) float32 embedding of one window (conv5, max-pooled: the retrieval features)."""
         return self._run(frames)["features"][0]
 
-    def stream(self, source: str, **options) -> Iterator[dict]:
-        """Records for every window of `source`, as `prp-deploy run` writes them (options as RunOptions)."""
-        task = options.pop("task", "recognize" if self.info.kind == "recognizer" else "features")
-        yield from stream_records(str(source), self.info, self.backend, RunOptions(task=task, **options))
+    def _default_task(self) -> str:
+        return "both" if self.info.kind == "recognizer" else "features"
+
+    def stream(self, source: str | Path, **options) -> Iterator[dict]:
+        """Records for every window of `source` (a file, webcam index or URL), as they are computed.
+
+        Options as `prp-deploy run`'s: task (recognize | features | both; default both for a
+        recognizer), stride, sample_rate, batch, topk, live, reconnect, reconnect_wait. A
+        source that fails raises StreamError after the records it gave.
+        """
+        opts = _options("Recognizer.stream()", options, self._default_task())
+        opts.check(self.info)  # now, not at the first next()
+        return stream_records(str(source), self.info, self.backend, opts, arrays=True)
 
     def stream_many(self, sources, max_open: int = DEFAULT_MAX_OPEN, on_failure=None, **options) -> Iterator[dict]:
         """Records of every window of every source (files, folders, globs, webcams, URLs) as they
         come, batched across sources into each engine call; each record names its source. A
         source that fails ends alone: `on_failure(name, reason)` is told, the others carry on."""
-        task = options.pop("task", "recognize" if self.info.kind == "recognizer" else "features")
+        opts = _options("Recognizer.stream_many()", options, self._default_task())
+        opts.check(self.info)
         failed = (lambda src: on_failure(src.name, src.error)) if on_failure else None
-        yield from stream_many(expand_sources([str(s) for s in sources]), self.info, self.backend, RunOptions(task=task, **options),
-                               max_open, failed=failed)
+        return stream_many(expand_sources([str(s) for s in sources]), self.info, self.backend, opts, max_open, failed=failed, arrays=True)

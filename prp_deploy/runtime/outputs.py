@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from ..errors import PRPError
+from .output_paths import SourceFiles
 
 class JsonlWriter:
     def __init__(self, path: Path | None):
@@ -44,10 +45,10 @@ class JsonlWriter:
 class FeatureWriter:
     """Appends rows to FILE.npy and a line per row to FILE.jsonl (the window it belongs to)."""
 
-    def __init__(self, path: Path, dim: int):
+    def __init__(self, path: Path, index: Path, dim: int):
         self.path, self.dim, self.rows = Path(path), dim, 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.index_path = self.path.with_suffix(".jsonl")
+        self.index_path = Path(index)
         self.file = open(self.path, "wb")
         self.index = open(self.index_path, "w")
         self.header_bytes = self._write_header()
@@ -79,7 +80,13 @@ class FeatureWriter:
 
 
 class OverlayWriter:
-    """Writes each source frame once a window covering it has a prediction, with that label drawn."""
+    """Writes each source frame once a window covering it has a prediction, with that label drawn.
+
+    Text and the timeline scale with the frame: the label is fitted to the frame's width
+    (shrunk, then shortened) so it is never cut off, from a 48×36 clip to 4K. The timeline
+    spans the whole video when its length is known, else the frames seen so far (a webcam,
+    or a file whose container does not say its frame count, as many MPEG-4 files do).
+    """
 
     def __init__(self, path: Path, fps: float):
         self.path, self.fps = Path(path), fps or 25.0
@@ -87,11 +94,14 @@ class OverlayWriter:
         self.pending: dict[int, np.ndarray] = {}
         self.label = ""
         self.written = 0
-        self.total_frames: int | None = None  # for the timeline bar's scale
+        self.timeline = False  # draw the segments bar (with --segments)
+        self.total_frames: int | None = None  # the timeline's scale when the length is known
+        self.seen = 0  # frames added so far: the scale when it is not
         self.segments: list[tuple[int, int, str]] = []  # (start frame, end frame, label) found so far
 
     def add(self, index: int, frame: np.ndarray) -> None:
         self.pending[index] = frame
+        self.seen = max(self.seen, index + 1)
 
     def update(self, label: str, score: float, upto: int) -> None:
         """Frames before `upto` get the newest label and are written."""
@@ -106,29 +116,69 @@ class OverlayWriter:
                 self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
                 if not self.writer.isOpened():
                     raise PRPError(f"{self.path}: OpenCV cannot write an mp4v video here")
-            scale = max(0.4, frame.shape[0] / 480)
-            cv2.putText(frame, self.label, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (0, 0, 0), 4, cv2.LINE_AA)
-            cv2.putText(frame, self.label, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, (255, 255, 255), 1, cv2.LINE_AA)
-            if self.total_frames:
-                self._timeline(frame, i)
+            bar = timeline_height(frame.shape[0]) if self.timeline else 0
+            if self.label:
+                draw_label(frame, self.label, bottom_reserved=bar)
+            if self.timeline:
+                self._timeline(frame, i, bar)
             self.writer.write(frame)
             self.written += 1
 
-    def _timeline(self, frame: np.ndarray, index: int) -> None:
-        """A bar along the bottom: the whole video, its segments so far in their class's colour, a cursor now."""
+    def _timeline(self, frame: np.ndarray, index: int, bar: int) -> None:
+        """A bar along the bottom: the video, its segments so far in their class's colour, a cursor now."""
         h, w = frame.shape[:2]
-        top, scale = h - max(6, h // 30), w / self.total_frames
-        frame[top:, :] = (frame[top:, :] * 0.4).astype(np.uint8)
+        top = h - bar
+        length = max(self.total_frames or 0, self.seen, index + 1)
+        scale = w / length
+        # A grey track, not just a darkened strip: many videos (UCF101's among them) have black
+        # letterbox rows exactly here, where darkening alone would leave nothing to see.
+        frame[top:, :] = (frame[top:, :] * 0.3 + 70).astype(np.uint8)
         for start, end, label in self.segments:
-            colour = _colour(label)
-            cv2.rectangle(frame, (int(start * scale), top), (max(int(start * scale), int(end * scale) - 1), h - 1), colour, -1)
+            x0 = min(w - 1, int(start * scale))
+            cv2.rectangle(frame, (x0, top), (max(x0, min(w - 1, int(end * scale) - 1)), h - 1), _colour(label), -1)
         x = min(w - 1, int(index * scale))
-        cv2.line(frame, (x, top), (x, h - 1), (255, 255, 255), 1)
+        cv2.line(frame, (x, top), (x, h - 1), (255, 255, 255), max(2, w // 160))  # 1 px would not survive a video codec
 
     def close(self) -> None:
         self._flush(1 << 62)
         if self.writer is not None:
             self.writer.release()
+
+
+def timeline_height(frame_height: int) -> int:
+    """The segments bar: a twentieth of the frame, at least 3 rows."""
+    return max(3, frame_height // 20)
+
+
+def draw_label(frame: np.ndarray, text: str, bottom_reserved: int = 0) -> tuple[int, int, int, int]:
+    """White text with a dark outline in the top-left corner, fitted to the frame: the size
+    follows the frame's height, shrinks to fit its width, and a label that still does not
+    fit loses letters before its score. Returns the text's box (x0, y0, x1, y1)."""
+    h, w = frame.shape[:2]
+    margin = max(1, min(w, h) // 40)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = max(0.3, h / 480) * 0.7
+    thickness = max(1, round(scale * 1.5))
+
+    def size(t: str, sc: float) -> tuple[int, int, int]:
+        (tw, th), base = cv2.getTextSize(t, font, sc, thickness + 2)
+        return tw, th, base
+
+    tw, th, base = size(text, scale)
+    room_w, room_h = w - 2 * margin, max(1, (h - bottom_reserved) // 3)
+    if tw > room_w or th + base > room_h:
+        scale *= min(room_w / max(tw, 1), room_h / max(th + base, 1))
+        scale = max(scale, 0.2)  # Hershey glyphs below this are dots
+        tw, th, base = size(text, scale)
+    label, _, score = text.rpartition(" ")
+    while tw > room_w and len(label) > 1:  # still too wide: shorten the label, keep the score
+        label = label[:-1]
+        text = f"{label}. {score}"
+        tw, th, base = size(text, scale)
+    org = (margin, margin + th)
+    cv2.putText(frame, text, org, font, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.putText(frame, text, org, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return margin, margin, margin + tw, margin + th + base
 
 
 def _colour(label: str) -> tuple[int, int, int]:
@@ -142,19 +192,20 @@ class SourceSink:
     echoed to stdout (`echo(kind, record, stem)`, kind "window" or "segment"). Each file is flushed
     per batch, so a source that fails keeps what was written for it."""
 
-    def __init__(self, name: str, stem: str, records: Path | None, features: Path | None, overlay: Path | None, segments: Path | None,
-                 feature_dim: int, segmenter=None, echo=None):
+    def __init__(self, name: str, stem: str, files: SourceFiles, feature_dim: int, segmenter=None, echo=None):
+        """`files`: where each output goes, as `output_paths.plan_outputs` decided (never two on one path)."""
         self.name, self.stem, self.segmenter, self.echo = name, stem, segmenter, echo
-        self.records = JsonlWriter(records) if records is not None else None
-        self.features = FeatureWriter(features, feature_dim) if features is not None else None
-        self.overlay = OverlayWriter(overlay, 0.0) if overlay is not None else None
-        self.segments = JsonlWriter(segments) if segments is not None else None
+        self.records = JsonlWriter(files.records) if files.records is not None else None
+        self.features = FeatureWriter(files.features, files.features_index, feature_dim) if files.features is not None else None
+        self.overlay = OverlayWriter(files.overlay, 0.0) if files.overlay is not None else None
+        self.segments = JsonlWriter(files.segments) if files.segments is not None else None
         self.segment_count = 0
 
     def start(self, fps: float, total_frames: int | None) -> None:
         if self.overlay is not None:
             self.overlay.fps = fps or 25.0
-            self.overlay.total_frames = total_frames if self.segmenter is not None else None
+            self.overlay.timeline = self.segmenter is not None
+            self.overlay.total_frames = total_frames
 
     def frame(self, index: int, original: np.ndarray) -> None:
         self.overlay.add(index, original)

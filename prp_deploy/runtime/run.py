@@ -18,6 +18,7 @@ import os
 import resource
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -27,6 +28,8 @@ from ..files import atomic_write
 from ..rundir import newest_export
 from .backends import check_backend_matches, open_backend
 from .model_info import ModelInfo, read_model_info
+from .artifacts import for_path
+from .output_paths import names_folder, plan_outputs
 from .outputs import SourceSink
 from .progress import Progress
 from .scheduler import RunOptions, Source, schedule
@@ -56,6 +59,7 @@ class SegmentOptions:
 
 @dataclass
 class RunOutputs:
+    # Paths as given (str or Path): a str keeps its trailing slash, which names a folder.
     out: Path | None = None  # JSONL file (one source) or folder (several); None: stdout
     features: Path | None = None
     overlay: Path | None = None
@@ -77,39 +81,59 @@ def find_model(model: str | Path | None, say: Callable[[str], None]) -> Path:
 
 
 def stream_many(sources: list[str], info: ModelInfo, backend, opts: RunOptions, max_open: int = DEFAULT_MAX_OPEN,
-                say: Callable[[str], None] = lambda s: None, failed: Callable[[Source], None] | None = None) -> Iterator[dict]:
-    """Every window record of every source, as they come; a failed source goes to `failed` (default: ignored)."""
-    for ev in schedule([Source(s) for s in sources], info, backend, opts, max_open, say=say):
-        if ev.kind == "windows":
-            yield from ev.records
-        elif ev.kind == "close" and ev.source.status == "failed" and failed is not None:
-            failed(ev.source)
+                say: Callable[[str], None] = lambda s: None, failed: Callable[[Source], None] | None = None,
+                arrays: bool = False) -> Iterator[dict]:
+    """Every window record of every source, as they come; a failed source goes to `failed` (default: ignored).
+    `arrays`: each record also carries its numpy `features` (D,) and `probs` (classes,) (the Python API).
+    Closing the generator (or dropping it) stops and joins the readers."""
+    events = schedule([Source(s) for s in sources], info, backend, opts, max_open, say=say)
+    with closing(events):
+        for ev in events:
+            if ev.kind == "windows":
+                yield from (with_arrays(ev) if arrays else ev.records)
+            elif ev.kind == "close" and ev.source.status == "failed" and failed is not None:
+                failed(ev.source)
 
 
 def stream_records(source: str, info: ModelInfo, backend, opts: RunOptions, stats: StreamStats | None = None,
-                   say: Callable[[str], None] = lambda s: None) -> Iterator[dict]:
+                   say: Callable[[str], None] = lambda s: None, arrays: bool = False) -> Iterator[dict]:
     """One source's window records; raises StreamError (after its records) if it fails."""
     src = Source(str(source), stats=stats or StreamStats())
-    for ev in schedule([src], info, backend, opts, 1, say=say):
-        if ev.kind == "windows":
-            yield from ev.records
+    events = schedule([src], info, backend, opts, 1, say=say)
+    with closing(events):
+        for ev in events:
+            if ev.kind == "windows":
+                yield from (with_arrays(ev) if arrays else ev.records)
     if src.status == "failed":
         raise StreamError(src.error)
 
 
-def _wants_many(args: list[str], sources: list[str], out: Path | None) -> bool:
+def with_arrays(ev) -> list[dict]:
+    """The event's records, each with its own row of the features and class probabilities (numpy)."""
+    probs = softmax(ev.logits) if ev.logits is not None else None
+    out = []
+    for i, r in enumerate(ev.records):
+        r = dict(r)
+        if ev.features is not None:
+            r["features"] = ev.features[i].copy()
+        if probs is not None and "top" in r:  # a recognition record (not --task features)
+            r["probs"] = probs[i].copy()
+        out.append(r)
+    return out
+
+
+def _wants_many(args: list[str], sources: list[str], outputs: list[Path | None]) -> bool:
+    """Per-source files in folders: several sources, a folder, glob or @list, or an output named as a folder."""
     if len(sources) > 1 or any(a.startswith("@") or Path(a).is_dir() or (not Path(a).exists() and any(c in a for c in "*?[")) for a in args):
         return True
-    return out is not None and (str(out).endswith(("/", os.sep)) or Path(out).is_dir())
+    return any(names_folder(p) for p in outputs)
 
 
-def _folder(path: Path | None, what: str) -> Path | None:
-    if path is None:
-        return None
-    if Path(path).exists() and not Path(path).is_dir():
-        raise UsageError(f"{what} {path}: with several sources this names a folder, and a file of that name exists")
-    Path(path).mkdir(parents=True, exist_ok=True)
-    return Path(path)
+def _model_files(model: Path) -> list[Path]:
+    """What no output may replace: every file of the export folder (or the model file and its sidecars)."""
+    folder = model if model.is_dir() else model.parent
+    files = [p for p in folder.iterdir() if p.is_file()] if model.is_dir() else [model, folder / "model.json", folder / "parity.json"]
+    return [p for p in files if p.exists()]
 
 
 def _done_before(out: Path) -> dict[str, dict]:
@@ -152,12 +176,20 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     o = replace(o, out=out or o.out, features=features or o.features, overlay=overlay or o.overlay)  # the caller's object stays as given
     args = [sources] if isinstance(sources, (str, Path)) else [str(s) for s in sources]
     names = expand_sources([str(a) for a in args])
-    many = _wants_many(args, names, o.out) if o.many is None else o.many
+    many = _wants_many(args, names, [o.out, o.features, o.overlay]) if o.many is None else o.many
     if o.features is not None and opts.task == "recognize":
         raise UsageError("--features needs --task features or both")
     if o.skip_done and not (many and o.out is not None):
         raise UsageError("--skip-done needs --out DIR (it reads DIR/sources.jsonl) and several sources")
     model_path = find_model(model, say)
+    if not Path(model_path).exists():
+        raise PRPError(f"{model_path}: no such model")
+    skip = _done_before(Path(o.out)) if o.skip_done else {}
+    todo_names = [n for n in names if n not in skip]
+    # Every output path, decided and checked for clashes before the model opens or a file is written.
+    stem_of = dict(zip(names, output_stems(names)))  # over every source, so a skipped one keeps its name's place
+    plan = plan_outputs(todo_names, [stem_of[n] for n in todo_names], many, o.out, o.features, o.overlay, o.segments is not None,
+                        protected=_model_files(Path(model_path)))
     if backend == "torch":
         if reference is None:
             raise PRPError("the torch backend needs the model code: use `prp-deploy run --backend torch`")
@@ -169,46 +201,36 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     opts.check(info)
     if (o.overlay is not None or o.segments is not None) and (info.kind != "recognizer" or opts.task == "features"):
         raise PRPError("--overlay and --segments use labels: they need a recognizer and --task recognize or both")
-    say(f"model {model_path} ({info.kind}, {len(info.classes)} classes) on {engine.name}")
+    say(run_header(model_path, info, engine))
     if many:
-        for what, p in (("--out", o.out), ("--features", o.features), ("--overlay", o.overlay)):
-            _folder(p, what)
-    skip = _done_before(o.out) if o.skip_done else {}
-    stems = output_stems(names)
-    todo = [Source(n, stem) for n, stem in zip(names, stems) if n not in skip]
+        for p in (o.out, o.features, o.overlay):
+            if p is not None:
+                Path(p).mkdir(parents=True, exist_ok=True)
+    todo = [Source(n, plan.stems.get(n, "")) for n in todo_names]
     if skip:
         say(f"--skip-done: {len(names) - len(todo)} of {len(names)} sources finished before, {len(todo)} to run")
     fmt = o.format if o.format != "auto" else ("text" if sys.stdout.isatty() else "jsonl")
     progress = Progress(len(todo), many, enabled=o.progress and sys.stderr.isatty())
     echo = progress.echo(fmt, many) if o.out is None else None
     log = None
-    if many and o.out is not None:
-        log = open(o.out / "sources.jsonl", "a" if o.skip_done else "w")
+    if plan.log is not None:
+        log = open(plan.log, "a" if o.skip_done else "w")
     sinks: dict[int, SourceSink] = {}
     rows = []
     FrameReader.open_most = FrameReader.open_now
     t0 = time.perf_counter()
 
     def sink_for(src: Source) -> SourceSink:
-        def place(path, suffix):  # several sources: `path` is a folder and each source has its file in it
-            if path is None:
-                return None
-            return Path(path) / f"{src.stem}{suffix}" if many else Path(path)
-
-        seg_file = None
-        if o.segments is not None and o.out is not None:
-            seg_file = o.out / f"{src.stem}.segments.jsonl" if many else Path(o.out).with_suffix(".segments.jsonl")
-        return SourceSink(src.name, src.stem, place(o.out, ".jsonl"), place(o.features, ".features.npy"),
-                          place(o.overlay, ".overlay.mp4"), seg_file, info.feature_dim,
+        return SourceSink(src.name, src.stem, plan.files[src.name], info.feature_dim,
                           o.segments.segmenter(info.classes) if o.segments else None, echo)
 
     def on_frame(src, frame):
         sinks[id(src)].frame(frame.index, frame.original)
         frame.original = None
 
+    events = schedule(todo, info, engine, opts, o.max_open if many else 1, on_frame=on_frame if o.overlay else None,
+                      keep_original=o.overlay is not None, say=progress.say(say))
     try:
-        events = schedule(todo, info, engine, opts, o.max_open if many else 1, on_frame=on_frame if o.overlay else None,
-                          keep_original=o.overlay is not None, say=progress.say(say))
         for ev in events:
             src = ev.source
             if ev.kind == "open":
@@ -230,6 +252,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
                     log.flush()
                 progress.closed(src)
     finally:
+        events.close()  # readers stopped and joined now, not at interpreter exit (where a thread inside OpenCV aborts it)
         for sink in sinks.values():  # interrupted: what was written stays valid
             sink.close()
         if log is not None:
@@ -241,12 +264,21 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     rows.sort(key=lambda r: order[r["source"]])
     summary = {"backend": engine.name, "model": str(model_path), "sources": rows,
                "totals": _totals(rows, wall, len(names) - len(todo)), "options": {**vars(opts)}}
-    if many and o.out is not None:
-        atomic_write(o.out / "summary.json", json.dumps(summary, indent=2, default=str))
+    if plan.summary is not None:
+        atomic_write(plan.summary, json.dumps(summary, indent=2, default=str))
     if not many and rows and rows[0]["status"] == "failed":
         raise StreamError(f"{rows[0]['reason']} ({rows[0]['windows']} windows written before it)"
                           if rows[0]["windows"] else rows[0]["reason"])
     return summary
+
+
+def run_header(model_path: Path, info: ModelInfo, engine) -> str:
+    """The model, what it knows, and which artefact at which precision runs (one line)."""
+    path = getattr(engine, "path", None)
+    what = f"{for_path(Path(path)).precision} {Path(path).name}" if path is not None else "the PyTorch checkpoint"
+    classes = ", ".join(info.classes[:12]) + (f", ... ({len(info.classes)} in all)" if len(info.classes) > 12 else "")
+    known = f"{len(info.classes)} classes: {classes}" if info.kind == "recognizer" else f"features of {info.feature_dim} dimensions"
+    return f"model {model_path} ({info.kind}; {known}); running {what} on {engine.name}"
 
 
 def _totals(rows: list[dict], wall: float, skipped: int) -> dict:

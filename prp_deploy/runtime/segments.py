@@ -63,6 +63,10 @@ class _Win:
 
 
 class Segmenter:
+    """Window scores in, action segments out, as they close. `push` (or `push_record` with a
+    record of `Recognizer.stream`) returns the segments that closed; `finish()` at the end
+    of the source closes the ones still open."""
+
     def __init__(self, classes, smooth: int = 3, threshold: float = 0.5, hysteresis: float = 0.3, min_windows: int = 2):
         if smooth < 1 or min_windows < 1:
             raise PRPError(f"--smooth and --min-windows must be >= 1, got {smooth}, {min_windows}")
@@ -90,6 +94,12 @@ class Segmenter:
         while self.decided + self.half < self.seen:  # window `decided` has all the neighbours its average needs
             closed += self._decide()
         return closed
+
+    def push_record(self, record: dict) -> list[Segment]:
+        """Feed a window record of `Recognizer.stream` / `stream_many` (it carries `probs`, every class's probability)."""
+        if "probs" not in record:
+            raise PRPError("this record has no 'probs': use the records of Recognizer.stream or stream_many (a recognizer's)")
+        return self.push(record["start_frame"], record["end_frame"], record["start_s"], record["end_s"], record["probs"])
 
     def finish(self) -> list[Segment]:
         """The source ended: decide the remaining windows and close every open segment."""

@@ -9,10 +9,12 @@ times with backoff, then the reader stops and says why.
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -25,6 +27,9 @@ from ..errors import PRPError, VideoError
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 OPEN_TIMEOUT_MS = 5000
+# How long stop() waits for a reader to leave OpenCV: a file's read returns in milliseconds,
+# a network read within its timeout.
+JOIN_TIMEOUT_S = OPEN_TIMEOUT_MS / 1000 + 5
 
 
 @dataclass(frozen=True)
@@ -119,16 +124,25 @@ class FrameReader:
             cls.open_most = max(cls.open_most, cls.open_now)
 
     def start(self) -> "FrameReader":
+        _running.add(self)
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        """Ask the thread to end; a reader never started releases its decoder here."""
+    def stop(self, wait: bool = True) -> None:
+        """End the thread and, with `wait`, join it: a process must never end while a reader
+        is inside OpenCV (the interpreter then kills the thread mid-C++, and the process
+        aborts with "FATAL: exception not rethrown", exit 134). A reader never started
+        releases its decoder here."""
         self._stop.set()
-        if self._thread.ident is None and self.cap is not None:
-            self.cap.release()
-            self.cap = None
-            self._count(-1)
+        if self._thread.ident is None:
+            if self.cap is not None:
+                self.cap.release()
+                self.cap = None
+                self._count(-1)
+            return
+        if wait and self._thread is not threading.current_thread():
+            self._thread.join(JOIN_TIMEOUT_S)
+        _running.discard(self)
 
     def _put(self, item) -> None:
         if not self.spec.live:
@@ -182,7 +196,8 @@ class FrameReader:
                 if not ok:
                     if self.spec.kind == "network" and not self._at_end(index) and attempts < self.reconnects:
                         attempts += 1
-                        time.sleep(self.backoff_s * 2 ** (attempts - 1))
+                        if self._stop.wait(self.backoff_s * 2 ** (attempts - 1)):  # stopped while waiting
+                            break
                         self.reopened += self._reopen(index)
                         continue
                     if self.spec.kind == "network" and not self._at_end(index):
@@ -220,3 +235,15 @@ class FrameReader:
             if item is self.END:
                 return
             yield item
+
+
+# Readers started and not yet stopped. At interpreter exit (after the main thread is done,
+# before Python tears down), whatever is still running, e.g. the readers of a generator a
+# script broke out of and kept, is stopped and joined.
+_running: "weakref.WeakSet[FrameReader]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all_readers() -> None:
+    for reader in list(_running):
+        reader.stop()
