@@ -92,19 +92,26 @@ def run_batched(backend, clips: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def video_top1(backends: dict, videos: list[Video], spec: Preprocess, clips: int = 10) -> dict[str, float]:
-    """Video-level top-1 % of each backend (logits averaged over `clips` clips a video, the
-    paper's protocol); each video is decoded once for all of them."""
+def video_predictions(backends: dict, videos: list[Video], spec: Preprocess, clips: int = 10) -> dict[str, np.ndarray]:
+    """Each backend's video-level prediction (logits averaged over `clips` clips a video, the
+    paper's protocol) and the true labels ("labels"), for the videos that decode; each video
+    is decoded once for all of the backends."""
     ds = EvalClips(videos, spec, clips)
-    hits, n = dict.fromkeys(backends, 0), 0
+    preds: dict[str, list[int]] = {name: [] for name in backends}
+    labels = []
     for i in range(len(videos)):
         item = ds[i]
         if item is None:
             continue
-        x = item["clips"]
         for name, backend in backends.items():
-            hits[name] += int(run_batched(backend, x)["logits"].mean(0).argmax() == item["label"])
-        n += 1
-    if not n:
-        raise PRPError("no test video could be decoded for the INT8 accuracy check")
-    return {name: 100.0 * h / n for name, h in hits.items()} | {"videos": n}
+            preds[name].append(int(run_batched(backend, item["clips"])["logits"].mean(0).argmax()))
+        labels.append(item["label"])
+    if not labels:
+        raise PRPError("no video could be decoded for the INT8 accuracy check")
+    return {name: np.array(p) for name, p in preds.items()} | {"labels": np.array(labels)}
+
+
+def video_top1(backends: dict, videos: list[Video], spec: Preprocess, clips: int = 10) -> dict[str, float]:
+    """Video-level top-1 % of each backend, and "videos": how many were judged."""
+    p = video_predictions(backends, videos, spec, clips)
+    return {name: 100.0 * float((p[name] == p["labels"]).mean()) for name in backends} | {"videos": len(p["labels"])}

@@ -80,6 +80,9 @@ def parse_batch(text: str) -> tuple[int, int, int]:
 
 
 CHECK_CLIPS = 128  # held-back training clips that choose an INT8 remedy: a 5th percentile over 32 is the 2nd-worst clip
+# Held-back training videos whose video-level top-1 (10 clips each) judges a remedy, as parity
+# judges the test videos: the two error budgets then weigh alike (1 video in 200 = 0.5 points).
+CHECK_VIDEOS = 200
 
 
 def calibration(index, spec, n: int, say, check: bool = True) -> Calibration:
@@ -90,8 +93,10 @@ def calibration(index, spec, n: int, say, check: bool = True) -> Calibration:
     calib_videos, check_videos = videos[0::2], videos[1::2] or videos
     clips, used = real_clips(calib_videos, spec, n, per_video=clips_per_video(n, calib_videos, 16))
     held = real_clips(check_videos, spec, CHECK_CLIPS, clips_per_video(CHECK_CLIPS, check_videos, 16))[0] if check else clips[:0]
-    say(f"int8: {len(clips)} calibration clips from {len(used)} training videos" + (f", {len(held)} held-back clips to judge remedies" if check else ""))
-    return Calibration(clips, used, held)
+    judge_videos = check_videos[:CHECK_VIDEOS] if check else []
+    say(f"int8: {len(clips)} calibration clips from {len(used)} training videos"
+        + (f", {len(held)} held-back clips and {len(judge_videos)} held-back videos to judge remedies" if check else ""))
+    return Calibration(clips, used, held, judge_videos, spec)
 
 
 def accuracy_checks(int8: dict, reference, videos, spec) -> list[Check]:

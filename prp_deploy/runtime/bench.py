@@ -148,12 +148,18 @@ def format_bench(r: dict) -> str:
     g = r["gflops_per_clip"]
     lines = [f"model {r['model']}: clip {r['input']}, {g:.2f} GFLOP per clip; matmul peak here {r['matmul_peak_gflop_per_s']:.0f} GFLOP/s" if g
              else f"model {r['model']}: clip {r['input']}; matmul peak here {r['matmul_peak_gflop_per_s']:.0f} GFLOP/s",
-             f"{'backend':18s} {'batch':>5s} {'clips/s':>9s} {'p50 ms':>8s} {'p95 ms':>8s} {'GFLOP/s':>9s} {'of peak':>8s} {'x torch':>8s}"]
-    torch_rate = {row["batch"]: row["clips_per_s"] for row in r["rows"] if row["backend"] == "torch"}
+             ""]
+    # Speed relative to one backend at the same batch, measured in the same run: torch when it
+    # ran, else the first backend (model.onnx, FP32, where it is asked for).
+    names = [row["backend"] for row in r["rows"]]
+    base = "torch" if "torch" in names else (names[0] if names else "")
+    lines[-1] = (f"{'backend':18s} {'batch':>5s} {'clips/s':>9s} {'p50 ms':>8s} {'p95 ms':>8s} {'GFLOP/s':>9s} {'of peak':>8s} "
+                 f"{'x ' + base[:14]:>16s}")
+    base_rate = {row["batch"]: row["clips_per_s"] for row in r["rows"] if row["backend"] == base}
     for row in r["rows"]:
-        rel = row["clips_per_s"] / torch_rate[row["batch"]] if row["batch"] in torch_rate else float("nan")
+        rel = f"{row['clips_per_s'] / base_rate[row['batch']]:16.2f}" if row["batch"] in base_rate else f"{'-':>16s}"
         gf = f"{row['gflop_per_s']:9.1f} {100 * row['of_peak']:7.1f}%" if "gflop_per_s" in row else f"{'-':>9s} {'-':>8s}"
-        lines.append(f"{row['backend']:18s} {row['batch']:5d} {row['clips_per_s']:9.1f} {row['p50_ms']:8.2f} {row['p95_ms']:8.2f} {gf} {rel:8.2f}")
+        lines.append(f"{row['backend']:18s} {row['batch']:5d} {row['clips_per_s']:9.1f} {row['p50_ms']:8.2f} {row['p95_ms']:8.2f} {gf} {rel}")
     e = r["end_to_end"]
     copies = f"{e['streams']} streams of " if e["streams"] > 1 else ""
     lines.append(f"end to end ({e['backend']}, batch {e['batch']}, {e['windows']} windows of {copies}{e['video']}): run {e['run_windows_per_s']:.1f} windows/s "
