@@ -102,3 +102,14 @@ def test_atomic_write_never_leaves_half_a_file(tmp_path):
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
     atomic_write(target, b"new")
     assert target.read_bytes() == b"new" and oct(target.stat().st_mode & 0o777) == "0o644"
+
+
+def test_help_says_what_every_option_is_and_its_default():
+    r = run("train", "--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    assert "Layout of --data" in text and "Train/test split 1-3" in text and "[default: all]" in text
+    assert "takes the preset's value" in text
+    r = run("export", "--help")
+    text = " ".join(r.stdout.split())
+    assert "Real clips (from the run's test videos" in text and "rtol*|reference|" in text and "[default: 0.0001]" in text

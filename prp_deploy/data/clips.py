@@ -70,7 +70,9 @@ def _frame_count(frames: FrameSource, video: Video) -> int:
 
 
 def _warn_bad(path, err: Exception) -> None:
-    log.warning("skipping unreadable video %s: %s", path, err)
+    reason = str(err)
+    # Our errors start with the path already: say it once.
+    log.warning("skipping unreadable video %s", reason if reason.startswith(str(path)) else f"{path}: {reason}")
 
 
 class _EpochSampled:

@@ -171,8 +171,13 @@ class StopFlag:
             yield self
             return
         old = signal.getsignal(signal.SIGINT)
+        owner = os.getpid()
 
         def handler(signum, frame):
+            # A terminal's Ctrl-C reaches the whole process group, DataLoader workers too, and
+            # forked workers inherit this handler: only the training process speaks and stops.
+            if os.getpid() != owner:
+                return
             if self.set:
                 signal.signal(signal.SIGINT, old)
                 raise KeyboardInterrupt

@@ -18,6 +18,24 @@ def plot_curves(run_dir: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig = curves_figure(records)
+    out = run_dir / "curves.png"
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
+# What each chance line is: the majority label's share among the clips the curve is measured
+# on (validation), which differs from the test set's chance in eval.json.
+CHANCE_LINES = {"val_rate_chance": "chance {:.1f} % (majority rate, val clips)",
+                "val_chance": "chance {:.1f} % (majority class, val videos)"}
+
+
+def curves_figure(records: list[dict]):
+    """The figure of plot_curves, for a list of metrics.jsonl records."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
     stages = [s for s in ("pretrain", "finetune") if any(r["stage"] == s for r in records)]
     fig, axes = plt.subplots(2, len(stages), figsize=(5 * len(stages), 6), squeeze=False)
     for col, s in enumerate(stages):
@@ -27,25 +45,25 @@ def plot_curves(run_dir: Path) -> Path | None:
         axes[0, col].plot(ep, [r["val_loss"] for r in rs], label="val loss")
         axes[0, col].set_title(s)
         axes[0, col].set_yscale("log")
+        axes[0, col].set_ylabel("loss (log scale)")
         axes[0, col].legend()
         for key, label in (("train_accuracy", "train acc %"), ("val_rate_accuracy", "val rate acc %"), ("val_accuracy", "val acc %")):
             if key in rs[0]:
                 axes[1, col].plot(ep, [r[key] for r in rs], label=label)
-        for key in ("val_rate_chance", "val_chance"):
+        for key, text in CHANCE_LINES.items():
             if key in rs[-1]:
-                axes[1, col].axhline(rs[-1][key], color="grey", linestyle="--", label=f"chance {rs[-1][key]:.1f} %")
-        if axes[1, col].lines:
-            axes[1, col].set_ylim(0, 100)
+                axes[1, col].axhline(rs[-1][key], color="grey", linestyle="--", label=text.format(rs[-1][key]))
+        for ax in axes[:, col]:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         if not axes[1, col].lines:  # GP alone has no accuracy to plot
             axes[1, col].set_visible(False)
             continue
+        axes[1, col].set_ylim(0, 100)
+        axes[1, col].set_ylabel("accuracy %")
         axes[1, col].set_xlabel("epoch")
         axes[1, col].legend()
     fig.tight_layout()
-    out = run_dir / "curves.png"
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return fig
 
 
 def eval_summary(r: dict) -> str:
@@ -54,7 +72,7 @@ def eval_summary(r: dict) -> str:
         parts.append(f"rate acc {r['pretext']['rate_accuracy']:.1f}% (chance {r['pretext']['chance']:.1f}%)")
     if r.get("recognition"):
         rec = r["recognition"]
-        parts.append(f"recognition top1 {rec['top1']:.1f}% (chance {rec['chance']:.1f}%) top5 {rec['top5']:.1f}%")
+        parts.append(f"recognition top1 {rec['top1']:.1f}% (chance {rec['chance']:.1f}%, majority class of the test videos) top5 {rec['top5']:.1f}%")
     ret = r["retrieval"]
     parts.append(f"retrieval top1 {ret['top1']:.1f}% (chance {ret['chance']['top1']:.1f}%) "
                  + " ".join(f"@{k[3:]} {v:.1f}%" for k, v in ret.items() if k.startswith("top") and k != "top1"))

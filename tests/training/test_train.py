@@ -1,6 +1,7 @@
 """Training end to end on a tiny synthetic dataset: learning, resume, best checkpoint, errors."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -164,6 +165,23 @@ def test_ctrl_c_saves_and_resume_finishes(tiny_data, tmp_path):
     r = cli("train", "--resume", "--out", str(out), "--stage", "pretrain", "--pretrain-epochs", "50")
     assert r.returncode == 0, r.stderr
     assert "resuming at epoch" in r.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_terminal_speaks_once_with_dataloader_workers(tiny_data, tmp_path):
+    """A terminal's Ctrl-C signals the whole process group, DataLoader workers included: one
+    "stopping after this step" line (it was printed once per process), and a clean stop."""
+    out = tmp_path / "run"
+    args = long_pretraining(tiny_data, out)
+    args[args.index("--workers") + 1] = "2"
+    proc = subprocess.Popen([sys.executable, "-m", "prp_deploy", *args], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not (out / "pretrain" / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.count("stopping after this step") == 1, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
 
 
 @pytest.mark.slow
