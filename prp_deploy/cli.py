@@ -164,9 +164,14 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
 
             hint = f"; for INT8, {REMEDY_HINT}"
         raise PRPError(f"parity FAILED for {', '.join(failed)}; artefacts kept, see {result.out / 'parity.json'}{hint}")
-    if trt and result.trt_unavailable:
-        click.echo(f"error: {result.trt_unavailable} (the ONNX artefacts above are written and checked)", err=True)
-        sys.exit(2)
+    if result.not_built:  # an asked-for engine is missing: never a silent exit 0
+        first, why = next(iter(result.not_built.items()))
+        more = f" (and {', '.join(list(result.not_built)[1:])})" if len(result.not_built) > 1 else ""
+        message = f"{first}{more} not built: {why} (the ONNX artefacts above are written and checked)"
+        if result.missing_tensorrt:
+            click.echo(f"error: {message}", err=True)
+            sys.exit(2)
+        raise PRPError(message)
 
 
 @main.command("run")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check: on a machine with an NVIDIA GPU and torch with CUDA, train a tiny run on the GPU,
-# benchmark training at the paper's input (bf16, channels_last_3d) and torch CUDA inference;
+# benchmark training at the paper's input (bf16, channels_last_3d), torch CUDA inference and
+# ONNX Runtime (with or without TensorRT);
 # where TensorRT and cuda-python are installed (pip install -e '.[trt]') also export with
 # --trt and --trt --int8, check the engines' parity on real clips and benchmark them.
 # Prints PASS / FAIL / SKIP per step; exit status = failures. Usage: scripts/gpu_check.sh [PYTHON]
@@ -20,7 +21,13 @@ step() {
     FAILS=$((FAILS + 1))
   fi
 }
-TRT_REASON=$("$PY" -c "import tensorrt, cuda.bindings" 2>&1 | tail -n 1)
+# TensorRT is there when the import succeeds (its exit status, not what it prints: a warning
+# on stderr is not a missing package); the reason is kept for the SKIP lines.
+if "$PY" -c "import tensorrt; from cuda.bindings import runtime" >"$WORK/trt_import.log" 2>&1; then
+  TRT_REASON=""
+else
+  TRT_REASON=$(tail -n 1 "$WORK/trt_import.log"); TRT_REASON=${TRT_REASON:-import failed}
+fi
 trt_step() {  # a TensorRT step: SKIP with the reason where TensorRT or cuda-python is missing
   if [ -n "$TRT_REASON" ]; then echo "SKIP $1 (TensorRT unavailable: $TRT_REASON)"; else step "$@"; fi
 }
@@ -40,6 +47,9 @@ for b in (1, 8, 32):
         for _ in range(20): m(x)
         torch.cuda.synchronize()
     print(f'torch cuda bf16 r21d-10 16x112^2 batch {b}: {20 * b / (time.perf_counter() - t0):.1f} clips/s')"
+# ONNX Runtime on this machine (onnxruntime-gpu where installed), with or without TensorRT.
+step bench_onnxruntime "$PY" -m prp_deploy bench --model "$WORK/run/export" --backends onnxruntime,onnxruntime-fp16,onnxruntime-int8,torch --batch 1,8,32 --json "$WORK/bench_ort.json"
+step bench_paper_input_onnxruntime "$PY" -m prp_deploy bench --backbone r21d --batch 1,8 --iters 10 --backends onnxruntime,onnxruntime-int8,torch
 trt_step export_trt "$PY" -m prp_deploy export "$WORK/run" --trt --int8 --triton --batch 1:8:32
 trt_step engine_parity "$PY" -c "
 import json, sys
@@ -52,9 +62,13 @@ from prp_deploy.runtime.backends import TensorRTBackend
 import numpy as np
 for plan in ('model.plan', 'model_int8.plan'):
     b = TensorRTBackend('$WORK/run/export/' + plan)
-    out = b.run(np.zeros((3, *b.clip_shape), np.float32))
-    assert out['logits'].shape[0] == 3, out
-    print(plan, {k: v.shape for k, v in out.items()})"
+    for n in sorted({1, max(1, b.min_batch - 1), b.min_batch, 3, b.max_batch}):  # under, at and over the profile's minimum
+        out = b.run(np.zeros((n, *b.clip_shape), np.float32))
+        assert out['logits'].shape[0] == n and out['features'].shape[0] == n, (plan, n, {k: v.shape for k, v in out.items()})
+    print(plan, 'batches ok up to', b.max_batch)"
+trt_step run_tensorrt bash -c "'$PY' -m prp_deploy data synth '$WORK/videos' --groups 1 --clips-per-group 1 --seed 5 && \
+  '$PY' -m prp_deploy run '$WORK/videos/UCF-101/Orbit/v_Orbit_g01_c01.avi' --model '$WORK/run/export' --backend tensorrt --out '$WORK/trt.jsonl' && \
+  '$PY' -m prp_deploy run '$WORK/videos/UCF-101/Orbit/v_Orbit_g01_c01.avi' --model '$WORK/run/export' --backend tensorrt --precision int8 --out '$WORK/trt8.jsonl'"
 trt_step bench_inference "$PY" -m prp_deploy bench --model "$WORK/run/export" --batch 1,8,32 --json "$WORK/bench.json"
 trt_step bench_paper_input "$PY" -m prp_deploy bench --backbone r21d --batch 1,8 --iters 10
 cat "$WORK"/bench_*.log 2>/dev/null

@@ -127,7 +127,8 @@ REMEDY_HINT = ("try more calibration clips (--calib-clips 256), another --calib-
                "most in FP32 (--int8-exclude NODE,...; parity.json's build lists each attempt); FP16 needs no calibration")
 
 
-def quantize_checked(fp32: Path, dst: Path, calib: Calibration, opts: Int8Options, outputs: tuple[str, ...], meta: dict, say) -> dict:
+def quantize_checked(fp32: Path, dst: Path, calib: Calibration, opts: Int8Options, outputs: tuple[str, ...], meta: dict, say,
+                     activations: str = "uint8") -> dict:
     """Quantise; if the result fails the INT8 rules on the held-back training data, try the
     remedies in order. Returns the facts of the attempt kept: the first that passes, else the
     best (least video-level accuracy lost, then the highest 5th-percentile cosine), whose
@@ -137,7 +138,7 @@ def quantize_checked(fp32: Path, dst: Path, calib: Calibration, opts: Int8Option
 
     base = {"clips": len(calib.clips), "videos": len(calib.videos), "check_clips": len(calib.check),
             "check_videos": len(calib.check_videos), "rules": INT8_RULES,
-            "format": "QDQ, per-channel symmetric INT8 weights, UINT8 activations"}
+            "activations": activations, "format": FORMATS[activations]}
     judged_videos = bool(calib.check_videos) and "logits" in outputs
     with preprocessed(fp32) as pre:
         attempts = [("plain" if len(calib.check) else "plain, unchecked", opts.method, opts.exclude)]
@@ -151,7 +152,7 @@ def quantize_checked(fp32: Path, dst: Path, calib: Calibration, opts: Int8Option
 
         def write(what, method, exclude):
             kept = {"remedy": what, "method": method, "excluded": list(exclude)}
-            quantize(pre, dst, calib.clips, method, exclude, {**meta, "int8_calibration": {**kept, **base}})
+            quantize(pre, dst, calib.clips, method, exclude, {**meta, "int8_calibration": {**kept, **base}}, activations)
             return kept
 
         for what, method, exclude in attempts:
@@ -171,7 +172,7 @@ def quantize_checked(fp32: Path, dst: Path, calib: Calibration, opts: Int8Option
                 verdict["thresholds"]["video_accuracy_drop"] = INT8_RULES["max_accuracy_drop"] / 2
                 verdict["passed"] = verdict["passed"] and drop <= INT8_RULES["max_accuracy_drop"] / 2
             tried.append({**kept, "passed": verdict["passed"], "stats": verdict["stats"], "thresholds": verdict["thresholds"]})
-            say(f"int8: {what} ({method}, {len(calib.clips)} calibration clips): {'passes' if verdict['passed'] else 'fails'} on "
+            say(f"int8 {dst.name}: {what} ({method}, {len(calib.clips)} calibration clips): {'passes' if verdict['passed'] else 'fails'} on "
                 f"held-back training data ({len(calib.check)} clips" + (f", {len(calib.check_videos)} videos" if judged_videos else "")
                 + f": {', '.join(f'{k} {v:.4g}' for k, v in verdict['stats'].items())})")
             if verdict["passed"]:
@@ -181,7 +182,7 @@ def quantize_checked(fp32: Path, dst: Path, calib: Calibration, opts: Int8Option
                 best = min(tried, key=lambda t: (t["stats"].get("video_accuracy_drop", 0.0), -t["stats"].get("features_p5_cosine", 0.0)))
                 if best is not tried[-1]:
                     kept = write(best["remedy"], best["method"], best["excluded"])
-                say(f"int8: no remedy passes on the held-back training data; keeping the closest ({best['remedy']}) for parity "
+                say(f"int8 {dst.name}: no remedy passes on the held-back training data; keeping the closest ({best['remedy']}) for parity "
                     f"to judge; {REMEDY_HINT}")
     return {**kept, **base, "attempts": tried, "video_list": calib.videos}
 
@@ -191,3 +192,12 @@ def build_int8(a, x) -> dict:
     if x.calibration is None:
         raise PRPError("INT8 needs calibration clips (export --int8 reads them from the run's training videos)")
     return quantize_checked(x.out / ARTIFACTS[a.source].file, x.out / a.file, x.calibration, x.int8, x.model.outputs, x.meta, x.say)
+
+
+def build_int8_symmetric(a, x) -> dict:
+    """The table's TensorRT INT8 source: signed symmetric activations (zero point 0) and float
+    biases, the QDQ form TensorRT's explicit quantisation builds; its own remedy ladder."""
+    if x.calibration is None:
+        raise PRPError("INT8 needs calibration clips (export --int8 reads them from the run's training videos)")
+    return quantize_checked(x.out / ARTIFACTS[a.source].file, x.out / a.file, x.calibration, x.int8, x.model.outputs, x.meta, x.say,
+                            activations="int8")

@@ -34,6 +34,7 @@ from .int8 import Calibration, Int8Options
 from .metadata import gflops_per_clip, model_metadata, preprocess_of
 from .parity import INT8_RULES, Check, ParityReport, compare
 from .parity_clips import by_class_round_robin, clips_per_video, parity_videos, real_clips, run_batched, run_index, video_top1
+from .tensorrt_build import TensorRTUnavailable
 from .torch_backend import TorchBackend, load_model, resolve_checkpoint
 
 
@@ -66,7 +67,12 @@ class ExportResult:
     out: Path
     report: ParityReport
     artifacts: list[str]  # files checked now
-    trt_unavailable: str | None = None
+    not_built: dict[str, str] = field(default_factory=dict)  # file → why an asked-for artefact was not built
+    missing_tensorrt: bool = False  # every one of those for want of TensorRT or a GPU here (exit 2, not 1)
+
+    @property
+    def trt_unavailable(self) -> str | None:
+        return self.not_built.get(ARTIFACTS["tensorrt"].file)
 
 
 def parse_batch(text: str) -> tuple[int, int, int]:
@@ -138,7 +144,9 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     planned = build_order(opts.wanted())
 
     # Build: each wanted row of the artefact table, its sources first.
-    facts, unavailable, checked = {}, {}, []
+    facts, checked = {}, []
+    not_built: dict[str, tuple[str, bool]] = {}  # artefact name → (why, for want of TensorRT or a GPU)
+    unchecked: dict[str, str] = {}  # file → why it could not be opened for parity here
     if not opts.verify_only:
         for leftover in out.glob(".*.tmp"):  # temp files of an export killed mid-write (atomic_write renames only whole files)
             leftover.unlink(missing_ok=True)
@@ -147,16 +155,20 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
         inputs = BuildInputs(model, clip_shape, meta, opts.batch, out, opts.int8_options,
                              calibration(index, spec, opts.int8_options.calib_clips, say, opts.int8_options.fallback) if opts.int8 else None, say)
         for a in planned:
-            if a.source in unavailable:
-                unavailable[a.name] = unavailable[a.source]
+            if a.source in not_built:
+                not_built[a.name] = (f"its source {ARTIFACTS[a.source].file} was not built", not_built[a.source][1])
+                say(f"export: {a.file} not built: {not_built[a.name][0]}")
                 continue
             try:
                 facts[a.name] = builder(a)(a, inputs)
             except PRPError as e:
                 if not a.needs_gpu:
                     raise
-                unavailable[a.name] = str(e)  # no TensorRT or GPU here: the other artefacts still ship
-    rows = [a for a in ARTIFACTS.values() if (out / a.file).exists() and a.name not in unavailable and (opts.verify_only or a in planned)]
+                # An engine that cannot be built here (no TensorRT or GPU, or a build that failed):
+                # the other artefacts still ship, and the failure is said, recorded and exits non-zero.
+                not_built[a.name] = (str(e), isinstance(e, TensorRTUnavailable))
+                say(f"export: {a.file} not built: {e}")
+    rows = [a for a in ARTIFACTS.values() if (out / a.file).exists() and a.name not in not_built and (opts.verify_only or a in planned)]
 
     # Parity: the same real clips through every artefact and the PyTorch FP32 model.
     clips, used = real_clips(parity_videos(opts.parity_videos, index), spec, opts.parity_clips)
@@ -170,7 +182,8 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
         except PRPError as e:
             if not a.needs_gpu:
                 raise
-            unavailable[a.name] = str(e)
+            unchecked[a.file] = str(e)
+            say(f"export: {a.file} cannot be opened here, not checked: {e}")
             continue
         checked.append(a.file)
         for inputs, reference in (("real", ref), ("random", ref_random)):
@@ -191,13 +204,14 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     stale = [a.file for a in ARTIFACTS.values() if (out / a.file).exists() and a.file not in checked]
     for name in stale:
         say(f"export: {name} is from an earlier export and was not rebuilt or checked now")
-    trt_reason = unavailable.get("tensorrt")
+    trt_reason = not_built.get("tensorrt", (None,))[0]
     # Each checked artefact's sha256: the runtime refuses a file that is not the one judged here.
     hashes = {name: sha256(out / name) for name in checked}
     previous = _previous_hashes(out / "parity.json")
     for name in (n for n in checked if previous.get(n) not in (None, hashes[n]) and opts.verify_only):
         say(f"export: {name} changed since the last parity check (sha256 differs); judged again now")
     report_dict = {**report.to_dict(), "source": str(ckpt), "build": facts, "tensorrt_skipped": trt_reason, "not_checked": stale,
+                   "not_built": {ARTIFACTS[n].file: why for n, (why, _) in not_built.items()}, "not_opened": unchecked,
                    "sha256": hashes}
     atomic_write(out / "parity.json", json.dumps(report_dict, indent=2))
     if opts.triton:
@@ -206,4 +220,5 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
         outputs = {o: int(meta["outputs"][o][1]) for o in model.outputs}
         for d in write_repository(out, f"prp_{meta['backbone']['backbone']}_{model.kind}", clip_shape, outputs, opts.batch):
             say(f"triton: {d}")
-    return ExportResult(out, report, checked, trt_reason)
+    return ExportResult(out, report, checked, {ARTIFACTS[n].file: why for n, (why, _) in not_built.items()},
+                        bool(not_built) and all(missing for _, missing in not_built.values()))

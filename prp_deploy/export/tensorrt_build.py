@@ -36,6 +36,18 @@ def tensorrt_or_reason():
     return trt, cudart
 
 
+def _timing_cache(config, path: Path | None):
+    """The timing cache this build uses and grows: ours from an earlier build, else a new one;
+    None (a build without one) when TensorRT gives none. create_timing_cache returns None for
+    bytes it cannot read, and set_timing_cache refuses a cache of another GPU or version."""
+    stored = path.read_bytes() if path is not None and path.exists() else b""
+    for data in ([stored, b""] if stored else [b""]):
+        cache = config.create_timing_cache(data)
+        if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+            return cache
+    return None
+
+
 def build_engine(onnx_path: Path, plan_path: Path, batch: tuple[int, int, int], clip_shape: tuple[int, int, int, int],
                  workspace_gib: float = 4.0, timing_cache: Path | None = None, precision: str = "fp16") -> dict:
     """Build `plan_path` from an FP16 ONNX graph, or an INT8 QDQ graph (explicit quantisation),
@@ -54,14 +66,9 @@ def build_engine(onnx_path: Path, plan_path: Path, batch: tuple[int, int, int], 
     profile = builder.create_optimization_profile()
     lo, opt, hi = batch
     profile.set_shape("clip", (lo, *clip_shape), (opt, *clip_shape), (hi, *clip_shape))
-    config.add_optimization_profile(profile)
-    cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.exists() else b""
-    cache = config.create_timing_cache(cache_bytes)
-    if not config.set_timing_cache(cache, ignore_mismatch=False):
-        # A cache from another GPU or TensorRT version is refused: start an empty one.
-        cache = config.create_timing_cache(b"")
-        if not config.set_timing_cache(cache, ignore_mismatch=False):
-            cache = None
+    if config.add_optimization_profile(profile) < 0:  # -1: TensorRT found the profile invalid
+        raise PRPError(f"TensorRT refused the optimisation profile for batch {lo}:{opt}:{hi} of clips {list(clip_shape)}")
+    cache = _timing_cache(config, timing_cache)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise PRPError(f"{onnx_path}: TensorRT could not build an engine (see the TensorRT log above)")

@@ -87,16 +87,22 @@ class TensorRTBackend:
         except ImportError as e:
             raise PRPError(f"TensorRT backend needs tensorrt and cuda-python: pip install 'prp-deploy[trt]' ({e.name} is missing)") from None
         self.trt, self.cudart = trt, cudart
-        sidecar = plan.with_name(plan.name + ".json")
-        facts = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-        check_engine_compatibility(facts, trt.__version__, _compute_capability(cudart), plan)
+        check_engine_compatibility(read_plan_facts(plan), trt.__version__, _compute_capability(cudart), plan)
         logger = trt.Logger(trt.Logger.WARNING)
-        self.engine = trt.Runtime(logger).deserialize_cuda_engine(plan.read_bytes())
+        runtime = trt.Runtime(logger)
+        if runtime is None:
+            raise PRPError(f"{plan}: TensorRT {trt.__version__} could not create a runtime (no usable GPU?)")
+        self.engine = runtime.deserialize_cuda_engine(plan.read_bytes())
         if self.engine is None:
             raise PRPError(f"{plan}: TensorRT {trt.__version__} could not deserialize it (built by another TensorRT version or GPU?); rebuild with `prp-deploy export --trt`")
         self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise PRPError(f"{plan}: TensorRT could not create an execution context (out of GPU memory?)")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        if len(inputs) != 1:
+            raise PRPError(f"{plan}: expected one input tensor (clip), found {inputs}")
+        self.input_name = inputs[0]
         self.outputs = tuple(n for n in names if n != self.input_name)
         for n in names:  # the runtime hands float32 in and reads float32 out
             if self.engine.get_tensor_dtype(n) != trt.float32:
@@ -106,36 +112,37 @@ class TensorRTBackend:
         self.clip_shape = tuple(int(s) for s in max_shape[1:])
         self.name, self.path = "tensorrt", plan
         self.stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
-        self._buffers: dict[str, tuple[int, int]] = {}  # name → (device pointer, bytes)
-        for n in names:
-            shape = list(self.engine.get_tensor_shape(n))
+        self._buffers: dict[str, tuple[int, int]] = {}  # tensor name → (device pointer, bytes), sized for max_batch
+        for name in names:
+            shape = list(self.engine.get_tensor_shape(name))
             shape[0] = self.max_batch
-            nbytes = int(np.prod(shape)) * np.dtype(trt.nptype(self.engine.get_tensor_dtype(n))).itemsize
-            self._buffers[n] = (_check(cudart.cudaMalloc(nbytes), "cudaMalloc"), nbytes)
+            nbytes = int(np.prod(shape)) * np.dtype(trt.nptype(self.engine.get_tensor_dtype(name))).itemsize
+            self._buffers[name] = (_check(cudart.cudaMalloc(nbytes), "cudaMalloc"), nbytes)
+            if not self.context.set_tensor_address(name, self._buffers[name][0]):  # the addresses never change: set once
+                raise PRPError(f"{plan}: TensorRT refused the device address of tensor {name!r}")
 
     def run(self, clips: np.ndarray) -> dict[str, np.ndarray]:
         trt, cudart = self.trt, self.cudart
         clips = np.ascontiguousarray(clips, dtype=np.float32)
-        n = clips.shape[0]
-        if n > self.max_batch or clips.shape[1:] != self.clip_shape:
-            raise PRPError(f"TensorRT engine takes up to {self.max_batch} clips of {self.clip_shape}, got {clips.shape}")
-        if n < self.min_batch:  # a short tail under the profile's minimum: pad with copies, drop their outputs
-            clips = np.concatenate([clips, np.repeat(clips[-1:], self.min_batch - n, axis=0)])
+        batch = clips.shape[0]  # the caller's clips; a short batch is padded below and cut back at the end
+        if batch < 1 or batch > self.max_batch or clips.shape[1:] != self.clip_shape:
+            raise PRPError(f"TensorRT engine takes 1 to {self.max_batch} clips of {self.clip_shape}, got {clips.shape}")
+        if batch < self.min_batch:  # a short tail under the profile's minimum: pad with copies, drop their outputs
+            clips = np.concatenate([clips, np.repeat(clips[-1:], self.min_batch - batch, axis=0)])
         if not self.context.set_input_shape(self.input_name, clips.shape):
             raise PRPError(f"TensorRT refused input shape {clips.shape} (profile {self.min_batch}..{self.max_batch} clips)")
         ptr, _ = self._buffers[self.input_name]
         _check(cudart.cudaMemcpyAsync(ptr, clips.ctypes.data, clips.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream), "copy in")
-        for n, (p, _) in self._buffers.items():
-            self.context.set_tensor_address(n, p)
         if not self.context.execute_async_v3(self.stream):
             raise PRPError("TensorRT execute_async_v3 failed")
         out = {}
-        for n in self.outputs:
-            host = np.empty(tuple(self.context.get_tensor_shape(n)), dtype=trt.nptype(self.engine.get_tensor_dtype(n)))
-            _check(cudart.cudaMemcpyAsync(host.ctypes.data, self._buffers[n][0], host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream), "copy out")
-            out[n] = host
+        for name in self.outputs:
+            host = np.empty(tuple(self.context.get_tensor_shape(name)), dtype=trt.nptype(self.engine.get_tensor_dtype(name)))
+            _check(cudart.cudaMemcpyAsync(host.ctypes.data, self._buffers[name][0], host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+                                          self.stream), "copy out")
+            out[name] = host
         _check(cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
-        return {name: v[:n].astype(np.float32, copy=False) for name, v in out.items()}
+        return {name: v[:batch].astype(np.float32, copy=False) for name, v in out.items()}
 
     def __del__(self):
         cudart = getattr(self, "cudart", None)
@@ -147,6 +154,21 @@ class TensorRTBackend:
             cudart.cudaFree(p)
         if getattr(self, "stream", None) is not None:
             cudart.cudaStreamDestroy(self.stream)
+
+
+def read_plan_facts(plan: Path) -> dict:
+    """The plan's sidecar (model.plan.json: TensorRT version, GPU, profile); {} when absent.
+    A damaged one is a PRPError naming it, not a ValueError."""
+    sidecar = Path(plan).with_name(Path(plan).name + ".json")
+    if not sidecar.exists():
+        return {}
+    try:
+        facts = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as e:
+        raise PRPError(f"{sidecar}: unreadable ({e}); rebuild the engine with `prp-deploy export --trt`") from None
+    if not isinstance(facts, dict):
+        raise PRPError(f"{sidecar}: not a JSON object; rebuild the engine with `prp-deploy export --trt`")
+    return facts
 
 
 def _compute_capability(cudart) -> str:
@@ -213,7 +235,11 @@ def open_backend(model: str | Path, backend: str = "auto", precision: str | None
         return open_artifact(model / rows[0].file, rows[0], device)
     for row in rows[:-1]:
         try:
-            return open_artifact(model / row.file, row, device)
+            backend = open_artifact(model / row.file, row, device)
+            if row.engine == "tensorrt":  # one batch through it now: a GPU that fails fails here, not on every batch
+                shape = (getattr(backend, "min_batch", 1), *backend.clip_shape)
+                backend.run(np.zeros(shape, np.float32))
+            return backend
         except PRPError:
-            continue  # e.g. no TensorRT here, or an engine built for another GPU: the next row
+            continue  # e.g. no TensorRT here, an engine built for another GPU, a CUDA call that fails: the next row
     return open_artifact(model / rows[-1].file, rows[-1], device)

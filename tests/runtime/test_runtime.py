@@ -216,6 +216,34 @@ def test_cpp_example_matches_python_top1(exported, tmp_path):
         assert x["top"][0]["score"] == pytest.approx(y["top"][0]["score"], abs=1e-3)
 
 
+def _cuda_include_dirs() -> list[Path]:
+    """The CUDA runtime headers (and their crt/ part) from the nvidia-cuda-*-cu12 wheels of the dev extra."""
+    try:
+        import nvidia.cuda_nvcc
+        import nvidia.cuda_runtime
+    except ImportError:
+        return []
+    return [Path(list(nvidia.cuda_runtime.__path__)[0]) / "include", Path(list(nvidia.cuda_nvcc.__path__)[0]) / "include"]
+
+
+def test_cpp_tensorrt_backend_compiles_against_tensorrt_11_headers():
+    """examples/cpp/src/trt_backend.cpp against TensorRT 11.1's real headers (../shared/third_party):
+    a call that does not exist, or a wrong signature, fails here instead of on a user's GPU."""
+    headers = REPO.parent / "shared" / "third_party" / "tensorrt-11.1" / "include"
+    cuda = _cuda_include_dirs()
+    opencv = subprocess.run(["pkg-config", "--cflags", "opencv4"], capture_output=True, text=True) if shutil.which("pkg-config") else None
+    missing = [what for what, ok in (("TensorRT headers in ../shared/third_party", headers.is_dir()), ("the CUDA header wheels (dev extra)", bool(cuda)),
+                                     ("g++", shutil.which("g++")), ("OpenCV's C++ headers (libopencv-dev)", opencv is not None and opencv.returncode == 0)) if not ok]
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must compile the C++ TensorRT backend; missing: {', '.join(missing)}")
+        pytest.skip(f"missing: {', '.join(missing)}")
+    cmd = ["g++", "-std=c++17", "-fsyntax-only", "-Wno-deprecated-declarations", "-I", str(REPO / "examples" / "cpp" / "include"),
+           "-I", str(headers), *[f"-I{d}" for d in cuda], *opencv.stdout.split(), str(REPO / "examples" / "cpp" / "src" / "trt_backend.cpp")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
 @pytest.mark.parametrize("which", ["run", "export"])
 def test_torch_backend_agrees_with_onnxruntime(which, exported):
     video = shared_clips("ucf101") / "v_BaseballPitch_g03_c01.avi"

@@ -34,6 +34,7 @@ class TensorRtBackend : public prp::Backend {
     if (!f) throw std::runtime_error(plan + ": cannot be read (build it with `prp-deploy export --trt`)");
     std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     runtime_.reset(nvinfer1::createInferRuntime(logger_));
+    if (!runtime_) throw std::runtime_error("TensorRT could not create a runtime (no usable GPU, or a TensorRT/driver mismatch)");
     engine_.reset(runtime_->deserializeCudaEngine(bytes.data(), bytes.size()));
     if (!engine_) throw std::runtime_error(plan + ": TensorRT could not deserialize it (another TensorRT version or GPU?); rebuild it here");
     context_.reset(engine_->createExecutionContext());
@@ -60,7 +61,8 @@ class TensorRtBackend : public prp::Backend {
   }
   ~TensorRtBackend() override { release(); }
   prp::Outputs run(const cv::Mat& blob) override {
-    const int n = blob.size[0];
+    const int n = blob.dims == 5 ? blob.size[0] : 0;
+    if (n < 1) throw std::runtime_error("an empty batch (0 clips): nothing to run");  // and no division by zero below
     if (n > max_batch_) throw std::runtime_error("batch larger than the engine's profile maximum");
     cv::Mat padded = blob;
     if (n < min_batch_) {  // a short tail under the profile's minimum: pad with copies of the last clip, keep n rows of output
@@ -75,7 +77,9 @@ class TensorRtBackend : public prp::Backend {
     for (int k = 0; k < 5; ++k) in.d[k] = padded.size[k];
     if (!context_->setInputShape("clip", in)) throw std::runtime_error("TensorRT refused the input shape (outside the engine's profile)");
     check(cudaMemcpyAsync(buffers_["clip"], padded.ptr<float>(), padded.total() * sizeof(float), cudaMemcpyHostToDevice, stream_), "copy in");
-    for (auto& b : buffers_) context_->setTensorAddress(b.first.c_str(), b.second);
+    for (auto& b : buffers_)
+      if (!context_->setTensorAddress(b.first.c_str(), b.second))
+        throw std::runtime_error("TensorRT refused the device address of tensor " + b.first);
     if (!context_->enqueueV3(stream_)) throw std::runtime_error("enqueueV3 failed");
     prp::Outputs o;
     auto fetch = [&](const char* name) {

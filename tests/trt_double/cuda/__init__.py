@@ -1,0 +1,1 @@
+"""Test double of cuda-python (see tests/trt_double/README.md): not CUDA."""

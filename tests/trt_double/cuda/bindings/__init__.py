@@ -1,0 +1,1 @@
+"""Test double of cuda.bindings (see tests/trt_double/README.md): not CUDA."""
