@@ -104,6 +104,7 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
     if resume:
         out = out or newest_run()
         cfg = load_run_config(out)
+        _refuse_conflicts(overrides, cfg, out, config_file, preset, init)
         # Only what does not change the result so far may differ on resume: device, workers, and more epochs.
         cfg = replace(
             cfg,
@@ -122,6 +123,34 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
         _say(f"interrupted: {e}; continue with: prp-deploy train --resume --out {out or 'RUN'}")
         sys.exit(130)
     click.echo(str(run_dir))
+
+
+# What --resume may change: what does not change the result so far (where it runs, and more epochs).
+RESUMABLE = {("device",), ("data", "workers"), ("pretrain", "epochs"), ("finetune", "epochs")}
+
+
+def _refuse_conflicts(overrides: dict, cfg, out, config_file, preset, init) -> None:
+    """--resume continues a run as it was configured: a flag that would change it is refused in one
+    line (it was silently dropped), unless it only repeats the run's own value."""
+    def leaves(d: dict, path=()):
+        for k, v in d.items():
+            yield from (leaves(v, (*path, k)) if isinstance(v, dict) else [((*path, k), v)])
+
+    for path, value in leaves(overrides):
+        if path in RESUMABLE:
+            continue
+        current = cfg
+        for key in path:
+            current = current.get(key) if isinstance(current, dict) else getattr(current, key, None)
+        if isinstance(current, tuple):
+            current = list(current)
+        if (list(value) if isinstance(value, tuple) else value) != current:
+            flag = "--" + path[-1].replace("_", "-")
+            raise PRPError(f"--resume continues {out} as configured; {flag} {value} conflicts with its {'.'.join(path)} ({current}): "
+                           "drop the flag, or start a new run with --out")
+    for flag, given in (("--config", config_file), ("--preset", preset), ("--init", init)):
+        if given is not None:
+            raise PRPError(f"--resume continues {out} as configured; {flag} cannot change it: drop the flag, or start a new run with --out")
 
 
 @main.command("export")
@@ -200,8 +229,11 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
 @click.option("--live/--no-live", default=None, help="Drop frames to keep up with real time (default: on for webcams and RTSP).")
 @click.option("--reconnect", type=click.IntRange(0), default=3, show_default=True, help="Reopen a broken network stream this many times in a row.")
 @click.option("--reconnect-wait", type=click.FloatRange(0), default=0.5, show_default=True, help="Seconds before the first reopen; doubles each try.")
+@click.option("--allow-unverified", is_flag=True,
+              help="Run a model file that parity did not pass (FAILED, never judged, changed since, or no parity.json); "
+                   "warns, and the summary says verified: false.")
 def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch, topk, out, features_out, overlay, segments, smooth,
-            threshold, hysteresis, min_windows, fmt, max_open, skip_done, quiet, live, reconnect, reconnect_wait):
+            threshold, hysteresis, min_windows, fmt, max_open, skip_done, quiet, live, reconnect, reconnect_wait, allow_unverified):
     """Stream SOURCES through the model: video files, folders (searched recursively), globs, webcam
     indexes such as 0, URLs, or @LIST.txt (one source a line). Several sources share one engine.
     Exit 0 when every source succeeded, 1 when any failed, 2 for a usage error."""
@@ -223,8 +255,11 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
     reference = None
     if backend == "torch":  # the debugging reference needs torch and the model code: imported only when asked
         from .export.torch_backend import torch_reference as reference
-    summary = run(list(sources), model, backend, opts, say=_say, reference=reference, precision=precision, outputs=outputs)
+    summary = run(list(sources), model, backend, opts, say=_say, reference=reference, precision=precision, outputs=outputs,
+                  allow_unverified=allow_unverified)
     _say(format_summary(summary))
+    if not summary["verified"]:
+        _say("note: these results come from a model parity did not pass (--allow-unverified)")
     failed = summary["totals"]["failed"]
     if failed:
         raise PRPError(f"{failed} of {summary['totals']['sources']} sources failed (their reasons are above"
@@ -239,13 +274,15 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
 @click.option("--frames", type=int, default=16, show_default=True)
 @click.option("--crop", type=int, default=112, show_default=True)
 @click.option("--backends", type=CommaList(str, ("auto", *ARTIFACTS, "torch")), default="auto", show_default=True,
-              help=f"Comma list of {', '.join([*ARTIFACTS, 'torch'])}; auto = every artefact in the folder and torch.")
+              help=f"Comma list of {', '.join([*ARTIFACTS, 'torch'])}; auto = every artefact in the folder (torch, the PyTorch "
+                   "reference, only when named: it needs the train extra).")
 @click.option("--batch", "batches", type=CommaList(int), default="1,8", show_default=True, help="Batch sizes, comma separated.")
 @click.option("--iters", type=click.IntRange(2), default=20, show_default=True)
 @click.option("--video", type=click.Path(path_type=Path), default=None, help="Video for the end-to-end run (default: a synthetic test video).")
 @click.option("--streams", type=click.IntRange(1), default=1, show_default=True, help="End-to-end: this many copies of the video at once, one engine.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write the results as JSON.")
-def bench_cmd(model, backbone, depth, width, frames, crop, backends, batches, iters, video, streams, json_out):
+@click.option("--allow-unverified", is_flag=True, help="Also time model files that parity did not pass.")
+def bench_cmd(model, backbone, depth, width, frames, crop, backends, batches, iters, video, streams, json_out, allow_unverified):
     """Backends side by side (clips/s, latency), GFLOP/s against this machine's matmul peak, and pipeline efficiency."""
     import tempfile
 
@@ -261,10 +298,12 @@ def bench_cmd(model, backbone, depth, width, frames, crop, backends, batches, it
             from .export.random_model import export_random
 
             model = export_random(backbone, int(depth), width, frames, crop, out=Path(scratch), say=_say)
-        _bench(model, backends, batches, iters, video, streams, json_out, bench, format_bench, find_model)
+            # Random weights: a speed measurement, with no accuracy to verify (INT8 parity may fail on them).
+            allow_unverified = True
+        _bench(model, backends, batches, iters, video, streams, json_out, bench, format_bench, find_model, allow_unverified)
 
 
-def _bench(model, backends, batches, iters, video, streams, json_out, bench, format_bench, find_model):
+def _bench(model, backends, batches, iters, video, streams, json_out, bench, format_bench, find_model, allow_unverified):
     model_dir = find_model(model, _say)
     wanted = list(backends)
 
@@ -273,8 +312,8 @@ def _bench(model, backends, batches, iters, video, streams, json_out, bench, for
 
         return torch_reference(model_dir)[1]
 
-    extra = {"torch": torch_backend} if wanted == ["auto"] or "torch" in wanted else {}
-    result = bench(model_dir, wanted, list(batches), iters, video, say=_say, extra=extra, streams=streams)
+    extra = {"torch": torch_backend} if "torch" in wanted else {}  # never imported unless asked for
+    result = bench(model_dir, wanted, list(batches), iters, video, say=_say, extra=extra, streams=streams, allow_unverified=allow_unverified)
     click.echo(format_bench(result))
     if json_out:
         Path(json_out).write_text(json.dumps(result, indent=2))

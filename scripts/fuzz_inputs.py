@@ -45,7 +45,9 @@ def run_case(src: str, kind: str, at: float, size: float, seed: int, other: str,
         "data_info": lambda: probe_one(str(path)),  # never raises: an unreadable file comes back with its reason
         "eval_loader": lambda: EvalClips([Video(path, 0)], spec, 2)[0] is not None,
         "train_loader": lambda: PretrainClips([Video(path, 0)], DecodedFrames(40), clip_len=8, crop=32, rec_rate=2)[0] is not None,
-        "run": lambda: run(str(path), export, opts=RunOptions(task="recognize"), out=Path(work) / "w.jsonl")["totals"]["windows"],
+        # A random-init model: the readers are under test, not the model, whose parity fails as degenerate.
+        "run": lambda: run(str(path), export, opts=RunOptions(task="recognize"), out=Path(work) / "w.jsonl",
+                           allow_unverified=True)["totals"]["windows"],
     }
     outcome = {}
     for name, fn in targets.items():

@@ -15,8 +15,8 @@ def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "prp_deploy", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
-def assert_one_line_error(result, pattern):
-    assert result.returncode != 0
+def assert_one_line_error(result, pattern, code: int = 1):
+    assert result.returncode == code, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
     lines = [l for l in result.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and pattern in lines[0], result.stderr
@@ -65,17 +65,17 @@ def test_info_names_unreadable_files_one_per_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args,pattern",
+    "args,pattern,code",
     [
-        (["data", "info", "--data", "/nonexistent/ucf", "--dataset", "ucf101"], "/nonexistent/ucf: no such folder"),
-        (["data", "info", "--data", ".", "--dataset", "ucf101"], "no UCF-101/ folder"),
-        (["data", "info", "--data", "."], "--data needs --dataset"),
-        (["data", "prepare", "--dataset", "hmdb51"], "needs --data ROOT"),
-        (["data", "synth", "OUT", "--size", "big"], "--size wants WxH"),
+        (["data", "info", "--data", "/nonexistent/ucf", "--dataset", "ucf101"], "/nonexistent/ucf: no such folder", 1),
+        (["data", "info", "--data", ".", "--dataset", "ucf101"], "no UCF-101/ folder", 1),
+        (["data", "info", "--data", "."], "--data needs --dataset", 2),  # options that do not go together: a usage error
+        (["data", "prepare", "--dataset", "hmdb51"], "needs --data ROOT", 2),
+        (["data", "synth", "OUT", "--size", "big"], "--size wants WxH", 2),
     ],
 )
-def test_bad_input_is_one_line_and_non_zero(args, pattern, tmp_path):
-    assert_one_line_error(run(*args, cwd=tmp_path), pattern)
+def test_bad_input_is_one_line_with_its_exit_code(args, pattern, code, tmp_path):
+    assert_one_line_error(run(*args, cwd=tmp_path), pattern, code)
 
 
 def test_prepare_with_only_bad_videos_fails(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import PRPError
+from ..errors import PRPError, UsageError
 
 
 def _say(msg: str) -> None:
@@ -52,7 +52,7 @@ def data_synth(out, classes, groups, clips_per_group, size, frame_range, seed):
         w, h = (int(v) for v in size.lower().split("x")) if size else (base.width, base.height)
         lo, hi = (int(v) for v in frame_range.split(":")) if frame_range else (base.min_frames, base.max_frames)
     except ValueError:
-        raise PRPError(f"--size wants WxH and --frames MIN:MAX, got {size!r} and {frame_range!r}") from None
+        raise UsageError(f"--size wants WxH and --frames MIN:MAX, got {size!r} and {frame_range!r}") from None
     given = {k: v for k, v in dict(classes=classes, groups=groups, clips_per_group=clips_per_group).items() if v is not None}
     spec = replace(base, **given, width=w, height=h, min_frames=lo, max_frames=hi, seed=seed)
     root = write_synthetic(out, spec)

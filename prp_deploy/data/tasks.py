@@ -11,7 +11,7 @@ from typing import Callable
 
 import cv2
 
-from ..errors import PRPError, VideoError
+from ..errors import PRPError, VideoError, UsageError
 from .cache import FrameCache
 from .datasets import Video, VideoIndex, load_index
 from .synth import SynthSpec, default_dataset, default_dataset_root
@@ -22,7 +22,7 @@ def resolve_index(data: str | os.PathLike | None, dataset: str | None, split: in
     """The index of `data` (a dataset root), or of the built-in synthetic dataset when `data` is None."""
     if data is None:
         if dataset not in (None, "ucf101"):
-            raise PRPError(f"--dataset {dataset} needs --data ROOT (the built-in default dataset is in the ucf101 layout)")
+            raise UsageError(f"--dataset {dataset} needs --data ROOT (the built-in default dataset is in the ucf101 layout)")
         spec = SynthSpec()
         if not (default_dataset_root(spec) / "synth.json").exists():
             from tqdm import tqdm
@@ -35,7 +35,7 @@ def resolve_index(data: str | os.PathLike | None, dataset: str | None, split: in
         say(f"using the built-in synthetic dataset at {root}")
         return load_index(root, "ucf101", split)
     if dataset is None:
-        raise PRPError("--data needs --dataset ucf101|hmdb51|folder")
+        raise UsageError("--data needs --dataset ucf101|hmdb51|folder")
     return load_index(Path(data), dataset, split)
 
 

@@ -11,9 +11,10 @@ Two facts shape this module:
 
 from __future__ import annotations
 
-import json
 import os
+import sqlite3
 import threading
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -22,7 +23,6 @@ import cv2
 import numpy as np
 
 from ..errors import VideoError
-from ..files import atomic_write
 from ..paths import cache_dir
 
 
@@ -54,42 +54,57 @@ def _identity(path: str) -> str:
 
 
 class FrameCountCache:
-    """Decoded frame counts, keyed by (real path, size, mtime), in one JSON file.
+    """Decoded frame counts, keyed by (real path, size, mtime), in one SQLite database
+    (the standard library's sqlite3).
 
-    Written atomically (temp file + rename) and merged with what is on disk, so parallel
-    writers lose at most each other's newest entries, never the file.
+    It replaced a JSON file rewritten whole for every new video (13,000 rewrites on UCF101)
+    whose parallel writers (`data prepare` workers) lost each other's entries. SQLite writes
+    one row per video, in a transaction, with its own locking across processes: concurrent
+    writers lose nothing (tested with 8 processes). Hits are kept in memory, since a training
+    sample asks once per clip.
     """
 
     def __init__(self, file: Path | None = None):
-        self.file = file or cache_dir() / "frame_counts.json"
-        self._entries: dict[str, dict] | None = None
+        self.file = Path(file or cache_dir() / "frame_counts.sqlite")
+        self._hits: dict[str, dict] = {}
         self._lock = threading.Lock()
 
-    def _load(self) -> dict[str, dict]:
-        try:
-            with open(self.file) as f:
-                data = json.load(f)
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+    def _connect(self) -> sqlite3.Connection:
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.file, timeout=60)  # waits for another writer's transaction instead of failing
+        db.execute("CREATE TABLE IF NOT EXISTS counts (identity TEXT PRIMARY KEY, fps REAL, width INTEGER, height INTEGER, "
+                   "frame_count INTEGER, container_frame_count INTEGER)")
+        return db
 
     def get(self, path: str) -> dict | None:
+        key = _identity(path)
         with self._lock:
-            if self._entries is None:
-                self._entries = self._load()
-            return self._entries.get(_identity(path))
+            if key in self._hits:
+                return self._hits[key]
+        try:
+            with closing(self._connect()) as db:
+                row = db.execute("SELECT fps, width, height, frame_count, container_frame_count FROM counts WHERE identity = ?",
+                                 (key,)).fetchone()
+        except sqlite3.Error:
+            return None  # an unreadable cache only costs a re-count
+        if row is None:
+            return None
+        hit = dict(zip(("fps", "width", "height", "frame_count", "container_frame_count"), row))
+        with self._lock:
+            self._hits[key] = hit
+        return hit
 
     def put(self, path: str, info: VideoInfo) -> None:
-        entry = {"fps": info.fps, "width": info.width, "height": info.height,
-                 "frame_count": info.frame_count, "container_frame_count": info.container_frame_count}
+        key = _identity(path)
+        try:
+            with closing(self._connect()) as db, db:  # the inner `with db`: one committed transaction
+                db.execute("INSERT OR REPLACE INTO counts VALUES (?, ?, ?, ?, ?, ?)",
+                           (key, info.fps, info.width, info.height, info.frame_count, info.container_frame_count))
+        except sqlite3.Error:
+            pass  # a read-only cache only costs a re-count next time
         with self._lock:
-            merged = self._load()
-            merged[_identity(path)] = entry
-            self._entries = merged
-            try:
-                atomic_write(self.file, json.dumps(merged))
-            except OSError:
-                pass  # a read-only cache only costs a re-count next time
+            self._hits[key] = {"fps": info.fps, "width": info.width, "height": info.height, "frame_count": info.frame_count,
+                               "container_frame_count": info.container_frame_count}
 
 
 _default_counts: FrameCountCache | None = None
@@ -97,7 +112,7 @@ _default_counts: FrameCountCache | None = None
 
 def default_count_cache() -> FrameCountCache:
     global _default_counts
-    if _default_counts is None or _default_counts.file != cache_dir() / "frame_counts.json":
+    if _default_counts is None or _default_counts.file != cache_dir() / "frame_counts.sqlite":
         _default_counts = FrameCountCache()
     return _default_counts
 

@@ -14,6 +14,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+RULES = ("fp32", "fp16", "int8")
+# No rule passes on nothing: a verdict needs at least this many judged clips (for top-1
+# agreement, clips whose FP32 top-1/top-2 margin is clear). Below it the check fails, saying so.
+MIN_JUDGED = 8
 FP16_MIN_COSINE = 0.999
 FP16_TIE_MARGIN = 0.05
 # INT8 rounding moves every activation by up to half a step: cosines of 0.995-0.9995 and a
@@ -43,6 +47,8 @@ class Check:
         s = self.stats
         keys = ["max_abs", "mean_abs", "max_rel", "min_cosine", "p5_cosine", "top1_agree", "top1_agree_clear", "near_ties", "accuracy_drop"]
         body = " ".join(f"{k}={s[k]:.3g}" if isinstance(s.get(k), float) else f"{k}={s[k]}" for k in keys if k in s)
+        if "error" in s:
+            body += f" ({s['error']})"
         return f"{verdict} | {self.artifact:16s} {self.backend:17s} {self.output:8s} {self.inputs:6s} n={self.clips:<3d} {body}"
 
 
@@ -53,8 +59,14 @@ def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cos
 
 
-def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol: float, rtol: float, **meta) -> Check:
-    """One output of one artefact against the reference on the same clips."""
+def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol: float, rtol: float, min_judged: int = MIN_JUDGED,
+            **meta) -> Check:
+    """One output of one artefact against the reference on the same clips, by the rule
+    `precision` names. Fails, saying why, when fewer than `min_judged` clips (with a clear
+    margin, for top-1 agreement) were judged, or when the reference predicts one class on
+    every clip: then agreement compares nothing."""
+    if precision not in RULES:
+        raise ValueError(f"unknown parity rule {precision!r}; expected one of {', '.join(RULES)}")
     ref, out = np.asarray(ref, np.float64), np.asarray(out, np.float64)
     check = Check(output=output, precision=precision, clips=int(ref.shape[0]) if ref.ndim else 0, **meta)
     if ref.size == 0 or ref.shape != out.shape:
@@ -63,7 +75,10 @@ def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol:
         return check
     diff = np.abs(out - ref)
     rel = diff / np.maximum(np.abs(ref), 1e-12)
-    stats = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()), "max_rel": float(rel.max()),
+    # Relative error only where the reference is not near zero (else 1e-6 / 1e-14 reads as 1e8).
+    meaningful = np.abs(ref) > max(atol, 1e-3 * float(np.abs(ref).max()) if ref.size else 0.0)
+    stats = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()),
+             "max_rel": float(rel[meaningful].max()) if meaningful.any() else 0.0,
              "median_abs": float(np.median(diff)), "finite": bool(np.isfinite(out).all())}
     if output == "features":
         cos = _cosine_rows(ref, out)
@@ -82,7 +97,8 @@ def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol:
         stats["classes_predicted"] = int(len(set(top_out[:, 0].tolist())))
         stats["classes_reference"] = int(len(set(top_ref[:, 0].tolist())))
         stats["near_ties"] = int((~clear).sum())
-        stats["top1_agree_clear"] = float((top_ref[clear, 0] == top_out[clear, 0]).mean()) if clear.any() else 1.0
+        stats["judged"] = int(clear.sum())
+        stats["top1_agree_clear"] = float((top_ref[clear, 0] == top_out[clear, 0]).mean()) if clear.any() else 0.0
     if precision == "fp32":
         failing = (diff > atol) & (diff > rtol * np.abs(ref))
         stats["failing_elements"] = int(failing.sum())
@@ -104,6 +120,16 @@ def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol:
             check.passed = bool(stats["finite"] and stats["min_cosine"] >= FP16_MIN_COSINE)
         else:
             check.passed = bool(stats["finite"] and stats["top1_agree_clear"] == 1.0)
+    check.thresholds["min_judged"] = min_judged
+    judged = stats.get("judged", check.clips)
+    if judged < min_judged:
+        what = "clips have a clear FP32 margin" if "judged" in stats else "clips were compared"
+        stats["error"] = f"only {judged} of {check.clips} {what}; at least {min_judged} are needed to judge (use more --parity-clips)"
+        check.passed = False
+    elif min_judged > 0 and output == "logits" and stats["classes_reference"] == 1 and ref.shape[1] > 1:
+        stats["error"] = (f"the FP32 reference predicts one class on all {check.clips} clips: a degenerate model (or clips of one "
+                          "class), so agreement compares nothing")
+        check.passed = False
     check.stats = stats
     return check
 

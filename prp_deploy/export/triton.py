@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import PRPError
 from ..files import atomic_write
-from ..runtime.artifacts import ARTIFACTS
+from ..runtime.artifacts import ARTIFACTS, verdict
 
 
 def model_config(name: str, platform: str, max_batch: int, clip_shape, outputs: dict[str, int], preferred: list[int], gpu: bool):
@@ -34,8 +34,11 @@ def model_config(name: str, platform: str, max_batch: int, clip_shape, outputs: 
     return config
 
 
-def write_repository(export_dir: Path, name: str, clip_shape, outputs: dict[str, int], batch: tuple[int, int, int]) -> list[Path]:
-    """Write the repository under export_dir/triton; returns the model folders written."""
+def write_repository(export_dir: Path, name: str, clip_shape, outputs: dict[str, int], batch: tuple[int, int, int],
+                     say=lambda s: None) -> list[Path]:
+    """Write the repository under export_dir/triton; returns the model folders written. Only
+    artefacts parity passed go in; one it did not pass is left out, saying why, and its folder
+    from an earlier export is removed (Triton would serve it)."""
     from google.protobuf import text_format
 
     written = []
@@ -45,6 +48,11 @@ def write_repository(export_dir: Path, name: str, clip_shape, outputs: dict[str,
             continue
         model_name = f"{name}_{a.name.replace('-', '_')}"
         model_dir = export_dir / "triton" / model_name
+        why = verdict(src)
+        if why is not None:
+            say(f"triton: leaving out {a.file}: {why.split('; ')[0].split(': ', 1)[1]}")
+            shutil.rmtree(model_dir, ignore_errors=True)
+            continue
         preferred = sorted({b for b in (batch[1], batch[2]) if b >= 1})
         config = model_config(model_name, a.triton_platform, batch[2], clip_shape, outputs, preferred, a.needs_gpu)
         (model_dir / "1").mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -43,6 +44,8 @@ class Recognizer:
     None takes the newest export under `runs/`, as `prp-deploy run` does. `backend`: auto
     (the artefact table's order: TensorRT, then ONNX Runtime) or a named engine;
     `precision`: fp32, fp16 or int8 to pick that artefact (auto never picks a reduced one).
+    Only a model file that parity passed is served (else UnverifiedModel, a PRPError, says
+    why); `allow_unverified=True` opens it anyway, with a warning on stderr.
 
     `predict` and `features` take one window of BGR uint8 frames (`window_frames` of them);
     `stream` and `stream_many` read whole sources on reader threads and yield a record per
@@ -51,11 +54,13 @@ class Recognizer:
     `features` (the window's embedding). Breaking out of a stream stops and joins its readers.
     """
 
-    def __init__(self, model: str | Path | None = None, backend: str = "auto", precision: str | None = None):
+    def __init__(self, model: str | Path | None = None, backend: str = "auto", precision: str | None = None,
+                 allow_unverified: bool = False):
         model = find_model(model, lambda s: None)
         self.model = Path(model)
         self.info = read_model_info(model)
-        self.backend = open_backend(model, backend, precision)
+        self.backend = open_backend(model, backend, precision, allow_unverified=allow_unverified,
+                                    say=lambda s: print(s, file=sys.stderr) if s.startswith("warning") else None)
         check_backend_matches(self.backend, self.info)
 
     @property

@@ -88,19 +88,40 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_unchanged(path: Path) -> None:
-    """An artefact must be the file parity checked: parity.json beside it records each
-    artefact's sha256, so an export interrupted after rewriting a model (and before its new
-    check) or a file edited since is refused instead of run on an old verdict."""
-    report = Path(path).with_name("parity.json")
+class UnverifiedModel(PRPError):
+    """A model file parity has not passed: FAILED, never judged, changed since, or no parity.json."""
+
+
+RECHECK = "check it with `prp-deploy export RUN --verify-only`, or run it anyway with --allow-unverified"
+
+
+def verdict(path: Path) -> str | None:
+    """Why `path` may not be served (None: parity.json beside it lists it as passed, with this
+    file's sha256). Parity's verdict binds: a FAILED artefact, a file parity never judged, one
+    that changed since it was judged (e.g. an export interrupted between rewriting a model and
+    checking it), and a folder without parity.json are all refused."""
+    path = Path(path)
+    report = path.with_name("parity.json")
     if not report.exists():
-        return
+        return f"{path}: no parity.json beside it, so no parity check has passed it; {RECHECK}"
     import json
 
     try:
-        recorded = json.loads(report.read_text()).get("sha256", {}).get(Path(path).name)
-    except (OSError, ValueError):
-        raise PRPError(f"{report}: unreadable; re-check the export with `prp-deploy export --verify-only`") from None
-    if recorded and recorded != sha256(path):
-        raise PRPError(f"{path}: is not the file parity checked (its sha256 differs from parity.json's); "
-                       "re-check it with `prp-deploy export RUN --verify-only`, or re-export")
+        data = json.loads(report.read_text())
+        passed, recorded = data.get("artifacts", {}).get(path.name), data.get("sha256", {}).get(path.name)
+    except (OSError, ValueError, AttributeError):
+        return f"{report}: unreadable; {RECHECK}"
+    if passed is None or recorded is None:
+        return f"{path}: parity never judged this file (it is not in {report.name}); {RECHECK}"
+    if recorded != sha256(path):
+        return f"{path}: is not the file parity checked (its sha256 differs from {report.name}'s); {RECHECK}"
+    if passed is not True:
+        return f"{path}: parity FAILED for it (see {report}); {RECHECK}"
+    return None
+
+
+def check_verified(path: Path) -> None:
+    """Raise UnverifiedModel unless parity passed this very file."""
+    why = verdict(path)
+    if why is not None:
+        raise UnverifiedModel(why)

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import PRPError
-from .artifacts import Artifact, check_unchanged, choose, for_path
+from .artifacts import Artifact, UnverifiedModel, choose, for_path, verdict
 
 
 class Backend(Protocol):
@@ -197,25 +197,41 @@ def check_backend_matches(backend, info) -> None:
         raise PRPError(f"model metadata promises outputs {missing} that the graph does not have ({list(backend.outputs)}); re-export the model")
 
 
-def open_artifact(path: Path, artifact: Artifact, device: str = "auto", verify: bool = True) -> Backend:
+def open_artifact(path: Path, artifact: Artifact, device: str = "auto", verify: bool = True, allow_unverified: bool = False,
+                  say=lambda s: None) -> Backend:
     """The backend class of `artifact`'s engine on `path`. ONNX Runtime takes CUDA when its
-    CUDA provider is here (device auto), else the CPU. `verify`: refuse a file that is not
-    the one parity.json checked (export itself opens new files before it checks them)."""
-    if verify:
-        check_unchanged(Path(path))
+    CUDA provider is here (device auto), else the CPU. `verify`: serve only a file parity
+    passed (export itself opens new files before it judges them); `allow_unverified` opens
+    one anyway, says why once, and marks the backend `verified = False`."""
+    why = verdict(Path(path)) if verify else None
+    if why is not None and not allow_unverified:
+        raise UnverifiedModel(why)
+    if why is not None:
+        say(f"warning: running an unverified model (--allow-unverified): {why.split('; ')[0]}")
     if artifact.engine == "tensorrt":
-        return TensorRTBackend(path)
-    if device == "auto":
-        import onnxruntime as ort
+        backend = TensorRTBackend(path)
+    else:
+        if device == "auto":
+            import onnxruntime as ort
 
-        device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
-    return OnnxRuntimeBackend(path, device)
+            device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+        backend = OnnxRuntimeBackend(path, device)
+    backend.verified = why is None if verify else None
+    backend.precision = artifact.precision
+    global engine_starts
+    engine_starts += 1
+    return backend
 
 
-def open_backend(model: str | Path, backend: str = "auto", precision: str | None = None) -> Backend:
+engine_starts = 0  # engines constructed in this process (summary.json reports a run's count: one engine for all its sources)
+
+
+def open_backend(model: str | Path, backend: str = "auto", precision: str | None = None, allow_unverified: bool = False,
+                 say=lambda s: None) -> Backend:
     """A backend for `model` (an export folder, or one model file) from the artefact table:
-    backend auto tries its rows in order (the TensorRT engine, then ONNX Runtime) and falls
-    through one that cannot run here; a named backend must run or say why."""
+    backend auto tries its rows in order (the TensorRT engine, then ONNX Runtime) and passes
+    over one that cannot run here or that parity did not pass (saying so); a named backend
+    must run or say why. Only files parity passed are served unless `allow_unverified`."""
     model = Path(model)
     if not model.exists():
         raise PRPError(f"{model}: no such model")
@@ -229,17 +245,27 @@ def open_backend(model: str | Path, backend: str = "auto", precision: str | None
         row = for_path(model)
         if backend not in ("auto", row.engine):  # one file is what it is: its precision is not chosen here
             raise PRPError(f"{model}: is a {row.engine} model, not one for backend {backend}")
-        return open_artifact(model, row, device)
+        return open_artifact(model, row, device, allow_unverified=allow_unverified, say=say)
     rows = choose(model, backend, precision)
     if backend != "auto":
-        return open_artifact(model / rows[0].file, rows[0], device)
-    for row in rows[:-1]:
+        return open_artifact(model / rows[0].file, rows[0], device, allow_unverified=allow_unverified, say=say)
+    refused: list[str] = []
+    for row in rows:
+        why = verdict(model / row.file)
+        if why is not None and not allow_unverified:
+            refused.append(why)
+            if row is not rows[-1]:
+                say(f"passing over {row.file}: {why.split('; ')[0].split(': ', 1)[1]}")
+            continue
         try:
-            backend = open_artifact(model / row.file, row, device)
+            chosen = open_artifact(model / row.file, row, device, allow_unverified=allow_unverified, say=say)
             if row.engine == "tensorrt":  # one batch through it now: a GPU that fails fails here, not on every batch
-                shape = (getattr(backend, "min_batch", 1), *backend.clip_shape)
-                backend.run(np.zeros(shape, np.float32))
-            return backend
+                chosen.run(np.zeros((getattr(chosen, "min_batch", 1), *chosen.clip_shape), np.float32))
+            return chosen
+        except UnverifiedModel:
+            raise
         except PRPError:
+            if row is rows[-1]:
+                raise
             continue  # e.g. no TensorRT here, an engine built for another GPU, a CUDA call that fails: the next row
-    return open_artifact(model / rows[-1].file, rows[-1], device)
+    raise UnverifiedModel(refused[0] if len(refused) == 1 else f"{refused[-1]} (and no other artefact of {model} passed parity)")

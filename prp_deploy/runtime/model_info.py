@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.preprocess import Preprocess
+from ..contracts import validate
 from ..errors import PRPError
 
 MODEL_SCHEMA_VERSION = 1
@@ -45,8 +46,7 @@ class ModelInfo:
 def parse_model_info(d: dict, where: str) -> ModelInfo:
     if not isinstance(d, dict):
         raise PRPError(f"{where}: model metadata is not a JSON object")
-    if d.get("schema_version") != MODEL_SCHEMA_VERSION:
-        raise PRPError(f"{where}: model metadata schema_version {d.get('schema_version')} is not supported (expected {MODEL_SCHEMA_VERSION})")
+    validate(d, "model", where)  # the contract (contracts/model.schema.json): one line naming the field
     try:
         kind = d["kind"]
         if kind not in ("recognizer", "encoder"):

@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 from ..errors import PRPError, UsageError
 from ..files import atomic_write
 from ..rundir import newest_export
+from . import backends
 from .backends import check_backend_matches, open_backend
 from .model_info import ModelInfo, read_model_info
 from .artifacts import for_path
@@ -163,7 +164,7 @@ def _row(src: Source, classes) -> dict:
 def run(sources: str | list[str], model: str | Path | None = None, backend: str = "auto", opts: RunOptions = RunOptions(),
         out: Path | None = None, features: Path | None = None, overlay: Path | None = None,
         say: Callable[[str], None] = lambda s: None, reference: Callable[[Path], tuple] | None = None,
-        precision: str | None = None, outputs: RunOutputs | None = None) -> dict:
+        precision: str | None = None, outputs: RunOutputs | None = None, allow_unverified: bool = False) -> dict:
     """Run the sources through the model, writing records, features, overlays and segments; returns
     {"backend", "sources": [a row per source], "totals"}. One source that fails raises StreamError
     (after writing what it could); with several, failures are rows with status "failed".
@@ -171,6 +172,9 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     `backend="torch"` needs `reference`, a function model path → (ModelInfo, backend) that
     the caller brings (the CLI passes export's torch reference): the runtime itself never
     imports torch or the model code.
+
+    Only a model file that parity passed is served (`artifacts.verdict`); `allow_unverified`
+    runs another anyway, with a warning, and the summary says `"verified": false`.
     """
     o = outputs or RunOutputs()
     o = replace(o, out=out or o.out, features=features or o.features, overlay=overlay or o.overlay)  # the caller's object stays as given
@@ -182,6 +186,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     if o.skip_done and not (many and o.out is not None):
         raise UsageError("--skip-done needs --out DIR (it reads DIR/sources.jsonl) and several sources")
     model_path = find_model(model, say)
+    starts_before = backends.engine_starts
     if not Path(model_path).exists():
         raise PRPError(f"{model_path}: no such model")
     skip = _done_before(Path(o.out)) if o.skip_done else {}
@@ -196,7 +201,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
         info, engine = reference(model_path)
     else:
         info = read_model_info(model_path)
-        engine = open_backend(model_path, backend, precision)
+        engine = open_backend(model_path, backend, precision, allow_unverified=allow_unverified, say=say)
         check_backend_matches(engine, info)
     opts.check(info)
     if (o.overlay is not None or o.segments is not None) and (info.kind != "recognizer" or opts.task == "features"):
@@ -262,8 +267,9 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     order = {n: i for i, n in enumerate(names)}
     rows += [skip[n] for n in names if n in skip]
     rows.sort(key=lambda r: order[r["source"]])
-    summary = {"backend": engine.name, "model": str(model_path), "sources": rows,
-               "totals": _totals(rows, wall, len(names) - len(todo)), "options": {**vars(opts)}}
+    summary = {"schema_version": 1, "backend": engine.name, "model": str(model_path), "verified": getattr(engine, "verified", None) is not False, "sources": rows,
+               "totals": {**_totals(rows, wall, len(names) - len(todo)), "engine_starts": backends.engine_starts - starts_before + (backend == "torch")},
+               "options": {**vars(opts)}}
     if plan.summary is not None:
         atomic_write(plan.summary, json.dumps(summary, indent=2, default=str))
     if not many and rows and rows[0]["status"] == "failed":
@@ -286,7 +292,7 @@ def _totals(rows: list[dict], wall: float, skipped: int) -> dict:
     frames, windows = sum(r["frames"] for r in ran), sum(r["windows"] for r in ran)
     return {"sources": len(rows), "ok": sum(r["status"] == "ok" for r in ran), "failed": sum(r["status"] == "failed" for r in rows),
             "skipped": skipped, "frames": frames, "windows": windows, "wall_s": wall, "windows_per_s": windows / max(wall, 1e-9),
-            "frames_per_s": frames / max(wall, 1e-9), "engine_starts": 1, "max_open_decoders": FrameReader.open_most,
+            "frames_per_s": frames / max(wall, 1e-9), "max_open_decoders": FrameReader.open_most,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

@@ -245,6 +245,8 @@ def _infer(group: list[tuple[Source, Window]], info: ModelInfo, backend, opts: R
 
 def _close(src: Source, say) -> None:
     r = src.reader
+    if r.crash is not None:  # a bug in the reader thread surfaces here, as itself, not as a failed source
+        raise r.crash
     st = src.stats
     st.frames, st.dropped_frames, st.reconnects = r.frames, r.dropped, r.reopened
     st.wall_s = time.perf_counter() - src.started

@@ -113,6 +113,7 @@ class FrameReader:
         self.frames = 0
         self.reopened = 0  # successful reconnects of a network stream
         self.error: str | None = None  # why the source ended early, if it did
+        self.crash: BaseException | None = None  # a bug in the reader thread, re-raised by the consumer
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prp-reader", daemon=True)
         self._t0 = time.perf_counter()
@@ -214,8 +215,10 @@ class FrameReader:
                 self._put(Frame(index, t, self.pre.frame(bgr), bgr if self.keep_original else None, now))
                 index += 1
                 self.frames = index
-        except Exception as e:  # a decoder crash ends the stream; the consumer reports it
+        except (cv2.error, OSError, PRPError) as e:  # the decoder or the file failed: the source ends, the consumer says why
             self.error = f"{self.spec.name}: reading failed at frame {index}: {e}"
+        except BaseException as e:  # anything else is a bug: not a source error; the consumer raises it (tracebacks intact)
+            self.crash = e
         finally:
             self.cap.release()
             self._count(-1)

@@ -112,3 +112,11 @@ def test_motion_attention_weighs_where_the_square_moves():
     still = m[:, 80:, 80:].mean()
     assert moving > 1.3 and still == pytest.approx(0.8, abs=0.05)
     assert np.unravel_index(m[0].argmax(), m[0].shape)[0] < 40
+
+
+def test_motion_pool_geometry_is_the_papers_at_its_input_and_scales_with_the_crop():
+    """M = U(A(P(D(R)))): the paper pools 15×28×28 with stride 16×7×7 at 16×112×112 (section 3.3)."""
+    assert motion_pool_geometry(16, 112) == ((15, 28), (16, 7))
+    assert motion_pool_geometry(8, 56) == ((7, 14), (8, 4))  # 3.5 rounds to 4
+    assert motion_pool_geometry(8, 32) == ((7, 8), (8, 2))  # the tiny preset
+    assert motion_pool_geometry(1, 8) == ((1, 2), (1, 1))  # never a zero kernel or stride

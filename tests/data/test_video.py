@@ -20,7 +20,7 @@ UCF_FRAMES = {
 
 @pytest.mark.parametrize("name,frames", sorted(UCF_FRAMES.items()))
 def test_probe_counts_decoded_frames_of_real_clips(name, frames, tmp_path):
-    info = probe(shared_clips("ucf101") / name, counts=FrameCountCache(tmp_path / "counts.json"))
+    info = probe(shared_clips("ucf101") / name, counts=FrameCountCache(tmp_path / "counts.sqlite"))
     assert info.frame_count == frames
     expected_fps = 29.97 if name.startswith(("v_Soccer", "v_Baseball")) else 25.0
     assert info.fps == pytest.approx(expected_fps, abs=0.01)
@@ -74,10 +74,38 @@ def test_truncated_video_counts_what_decodes(make_video, tmp_path):
 
 
 def test_frame_count_cache_hits_and_invalidates_on_change(make_video, tmp_path):
-    cache = FrameCountCache(tmp_path / "counts.json")
+    cache = FrameCountCache(tmp_path / "counts.sqlite")
     path = make_video("v.avi", 12)
     assert probe(path, counts=cache).frame_count == 12
-    assert FrameCountCache(tmp_path / "counts.json").get(str(path))["frame_count"] == 12
+    assert FrameCountCache(tmp_path / "counts.sqlite").get(str(path))["frame_count"] == 12
     make_video("v.avi", 20)  # same path, new content → new size and mtime
     os.utime(path, ns=(1, 1))
     assert probe(path, counts=cache).frame_count == 20
+
+
+def _write_counts(args):
+    db, videos, worker = args
+    from prp_deploy.data.video import FrameCountCache, VideoInfo
+
+    cache = FrameCountCache(db)
+    for i, v in enumerate(videos):
+        cache.put(v, VideoInfo(v, 25.0, 64, 48, 100 * worker + i, -1))
+
+
+def test_eight_concurrent_writers_lose_no_frame_count(tmp_path):
+    """`data prepare` workers write counts at once: every entry must survive (the JSON file lost them)."""
+    import multiprocessing
+
+    files = []
+    for w in range(8):
+        for i in range(25):
+            f = tmp_path / "videos" / f"w{w}-{i}.avi"
+            f.parent.mkdir(exist_ok=True)
+            f.write_bytes(b"x" * (w + 1))
+            files.append(str(f))
+    db = tmp_path / "counts.sqlite"
+    jobs = [(db, files[w * 25 : (w + 1) * 25], w) for w in range(8)]
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        pool.map(_write_counts, jobs)
+    fresh = FrameCountCache(db)
+    assert [fresh.get(f)["frame_count"] for f in files] == [100 * w + i for w in range(8) for i in range(25)]

@@ -59,7 +59,7 @@ def test_fp32_and_fp16_parity_pass_on_real_clips(backbone, tiny_data, tmp_path):
 
 def test_metadata_round_trips_through_onnx_and_model_json(tiny_data, tmp_path):
     run = make_run(tmp_path / "run", tiny_data, "r3d")
-    export(run, ExportOptions(parity_clips=4), say=quiet)
+    export(run, ExportOptions(parity_clips=12), say=quiet)
     from_json = read_model_info(run / "export")
     from_onnx = read_model_info(run / "export" / "model.onnx")
     assert from_json.raw == from_onnx.raw
@@ -77,7 +77,7 @@ def test_metadata_round_trips_through_onnx_and_model_json(tiny_data, tmp_path):
 def test_opencv_dnn_runs_the_exported_graph(tiny_data, tmp_path):
     """The C++ example loads model.onnx with OpenCV's DNN module: it must give the same numbers."""
     run = make_run(tmp_path / "run", tiny_data, "r21d")
-    export(run, ExportOptions(parity_clips=4), say=quiet)
+    export(run, ExportOptions(parity_clips=12), say=quiet)
     net = cv2.dnn.readNetFromONNX(str(run / "export" / "model.onnx"))
     x = np.random.default_rng(0).random((2, 3, 8, 32, 32), dtype=np.float32)
     net.setInput(x)
@@ -94,11 +94,11 @@ def cli(*args):
 @pytest.mark.slow
 def test_corrupted_export_is_caught_with_a_non_zero_exit(tiny_data, tmp_path):
     run = make_run(tmp_path / "run", tiny_data, "r3d")
-    r = cli("export", str(run), "--parity-clips", "6")
+    r = cli("export", str(run), "--parity-clips", "12")
     assert r.returncode == 0, r.stderr
     perturb_onnx_weights(run / "export" / "model.onnx")
     before = (run / "export" / "model.onnx").read_bytes()
-    r = cli("export", str(run), "--parity-clips", "6", "--verify-only")
+    r = cli("export", str(run), "--parity-clips", "12", "--verify-only")
     assert r.returncode == 1 and "parity FAILED for model.onnx" in r.stderr and "Traceback" not in r.stderr
     assert "FAILED | model.onnx" in r.stdout
     report = json.loads((run / "export" / "parity.json").read_text())
@@ -138,22 +138,23 @@ def test_trt_without_tensorrt_writes_onnx_then_exits_2(tiny_data, tmp_path):
     except ImportError:
         pass
     run = make_run(tmp_path / "run", tiny_data, "c3d")
-    r = cli("export", str(run), "--trt", "--parity-clips", "4")
+    r = cli("export", str(run), "--trt", "--parity-clips", "12")
     assert r.returncode == 2, r.stderr
     assert "tensorrt is not installed" in r.stderr and "Traceback" not in r.stderr
     assert (run / "export" / "model.onnx").exists() and (run / "export" / "model_fp16.onnx").exists()
     assert json.loads((run / "export" / "parity.json").read_text())["passed"] is True
 
 
+@pytest.mark.gpu
 def test_tensorrt_engine_parity(tiny_data, tmp_path):
-    """Where TensorRT and a GPU exist: build the FP16 and INT8 engines, run them through the runtime's backend, pass parity."""
-    pytest.importorskip("tensorrt", reason="TensorRT is not installed on this machine; scripts/gpu_check.sh builds and checks the engine on a GPU")
-    from prp_deploy.export.tensorrt_build import TensorRTUnavailable, tensorrt_or_reason
+    """Where a GPU exists: build the FP16 and INT8 engines with the real TensorRT, run them through
+    the runtime's backend, pass parity. Skipped only without a GPU: a GPU machine where TensorRT
+    does not import fails here (install the trt extra), it is not quietly skipped."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU here; tests/export/test_tensorrt_double.py drives these paths through a test double")
+    from prp_deploy.export.tensorrt_build import tensorrt_or_reason
 
-    try:
-        tensorrt_or_reason()
-    except TensorRTUnavailable as e:
-        pytest.skip(str(e))
+    tensorrt_or_reason()  # TensorRTUnavailable (a failure) where a GPU is present but TensorRT or cuda-python is not
     run = make_run(tmp_path / "run", tiny_data, "r21d")
     result = export(run, ExportOptions(trt=True, int8=True, parity_clips=8, batch=(2, 4, 8)), say=quiet)
     assert "model.plan" in result.artifacts and "model_int8.plan" in result.artifacts and result.trt_unavailable is None
@@ -170,7 +171,7 @@ def test_triton_repository_parses_as_model_config(tiny_data, tmp_path):
     text_format = pytest.importorskip("google.protobuf.text_format")
     model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
     run = make_run(tmp_path / "run", tiny_data, "r3d")
-    export(run, ExportOptions(parity_clips=4, triton=True, batch=(1, 4, 16)), say=quiet)
+    export(run, ExportOptions(parity_clips=12, triton=True, batch=(1, 4, 16)), say=quiet)
     model_dir = run / "export" / "triton" / "prp_r3d_recognizer_onnxruntime"
     cfg = text_format.Parse((model_dir / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
     assert cfg.name == model_dir.name and cfg.platform == "onnxruntime_onnx" and cfg.max_batch_size == 16
@@ -184,7 +185,7 @@ def test_triton_repository_parses_as_model_config(tiny_data, tmp_path):
 def test_pretrained_encoder_exports_features_only(tiny_data, tmp_path):
     """--from pretrain ships the encoder alone: features, no logits, and the runtime serves it."""
     make_run(tmp_path / "run", tiny_data, "r3d", stage="pretrain")
-    result = export(tmp_path / "run", ExportOptions(stage="pretrain", parity_clips=4, fp16=True), say=quiet)
+    result = export(tmp_path / "run", ExportOptions(stage="pretrain", parity_clips=12, fp16=True), say=quiet)
     assert result.report.passed
     info = read_model_info(tmp_path / "run" / "export")
     assert info.kind == "encoder" and info.classes == () and info.outputs == ("features",)
@@ -203,7 +204,7 @@ def test_model_json_carries_the_checkpoints_config_hash(tiny_data, tmp_path):
     import yaml
 
     run = make_run(tmp_path / "run", tiny_data, "r3d")
-    export(run, ExportOptions(parity_clips=4), say=quiet)
+    export(run, ExportOptions(parity_clips=12), say=quiet)
     recorded = yaml.safe_load((run / "config.yaml").read_text())["config_hash"]
     assert read_model_info(run / "export").raw["config_hash"] == recorded and len(recorded) == 12
 
@@ -213,10 +214,10 @@ def test_precision_picks_the_artefact_from_the_table(tiny_data, tmp_path):
     from prp_deploy.runtime.backends import open_backend
 
     run = make_run(tmp_path / "run", tiny_data, "r3d")
-    export(run, ExportOptions(parity_clips=4), say=quiet)
+    export(run, ExportOptions(parity_clips=12), say=quiet)
     with pytest.raises(PRPError, match="no fp16 model"):
         open_backend(run / "export", "auto", "fp16")
-    export(run, ExportOptions(parity_clips=4, fp16=True), say=quiet)
+    export(run, ExportOptions(parity_clips=12, fp16=True), say=quiet)
     fp16, fp32 = open_backend(run / "export", "onnxruntime", "fp16"), open_backend(run / "export", "auto")
     assert fp16.path.name == "model_fp16.onnx" and fp32.path.name == "model.onnx"
     r = cli("run", str(next((tiny_data / "UCF-101").rglob("*.avi"))), "--model", str(run / "export"), "--precision", "fp16",
@@ -260,16 +261,22 @@ def test_int8_export_is_calibrated_on_training_videos_and_judged_by_accuracy(tin
     ops = {n.op_type for n in g.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # a QDQ graph, what TensorRT's explicit quantisation reads
     meta = json.loads(next(p.value for p in g.metadata_props if p.key == "prp_deploy"))
-    assert meta["int8_calibration"]["clips"] == 64 and meta["int8_calibration"]["method"] == "minmax"
+    assert meta["int8_calibration"]["clips"] == 64 and meta["int8_calibration"]["method"] == calib["method"]  # the attempt kept
     out = OnnxRuntimeBackend(run / "export" / "model_int8.onnx").run(np.zeros((2, 3, 8, 32, 32), np.float32))
     assert out["logits"].shape == (2, 3)
     from prp_deploy import Recognizer
 
-    assert Recognizer(run / "export", precision="int8").backend.path.name == "model_int8.onnx"
     assert Recognizer(run / "export").backend.path.name == "model.onnx"  # auto never picks INT8 unasked
     real = shared_clips("ucf101") / "v_BaseballPitch_g03_c01.avi"
-    r = cli("run", str(real), "--model", str(run / "export"), "--precision", "int8", "--out", str(tmp_path / "w.jsonl"))
-    assert r.returncode == 0 and "onnxruntime" in r.stderr, r.stderr
+    args = ["run", str(real), "--model", str(run / "export"), "--precision", "int8", "--out", str(tmp_path / "w.jsonl")]
+    if report["artifacts"]["model_int8.onnx"]:  # parity passed it: served
+        assert Recognizer(run / "export", precision="int8").backend.path.name == "model_int8.onnx"
+    else:  # parity failed it (a tiny model may lose a test video): refused, and runs only when asked to anyway
+        r = cli(*args)
+        assert r.returncode == 1 and "parity FAILED" in r.stderr, r.stderr
+        args.append("--allow-unverified")
+    r = cli(*args)
+    assert r.returncode == 0 and "running int8 model_int8.onnx on onnxruntime" in r.stderr, r.stderr
     assert len((tmp_path / "w.jsonl").read_text().splitlines()) > 5
 
 

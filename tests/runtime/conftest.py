@@ -2,6 +2,10 @@
 hand-written ONNX model whose answer is known (for checking scheduling and segments)."""
 
 import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +22,25 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("rt")
     data = write_synthetic(root / "data", SynthSpec(classes=3, groups=3, clips_per_group=2, width=64, height=48, min_frames=20, max_frames=30))
     run = make_run(root / "run", data, "r3d", seed=3)
-    export(run, ExportOptions(parity_clips=4), say=lambda s: None)
+    export(run, ExportOptions(parity_clips=12), say=lambda s: None)
     return run / "export"
+
+
+@pytest.fixture(scope="session")
+def cpp_demo(tmp_path_factory) -> Path:
+    """examples/cpp built once (OpenCV DNN demo): its prp_demo. CI must have the toolchain."""
+    have = shutil.which("cmake") and shutil.which("g++") and any(
+        Path(p).exists() for p in ("/usr/include/opencv4/opencv2/dnn.hpp", "/usr/local/include/opencv4/opencv2/dnn.hpp"))
+    have = have and any(Path(p).exists() for p in ("/usr/include/openssl/evp.h", "/usr/local/include/openssl/evp.h"))
+    if not have:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must build the C++ example: .ci/run installs cmake, g++, libopencv-dev and libssl-dev")
+        pytest.skip("cmake, g++, OpenCV's C++ headers (libopencv-dev) or OpenSSL's (libssl-dev) missing")
+    repo = Path(__file__).resolve().parents[2]
+    build = tmp_path_factory.mktemp("cpp") / "build"
+    subprocess.run(["cmake", "-S", str(repo / "examples" / "cpp"), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release"], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, capture_output=True)
+    return build / "prp_demo"
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +73,7 @@ def brightness_model(tmp_path_factory):
     onnx.save(model, str(folder / "model.onnx"))
     meta = {"schema_version": 1, "kind": "recognizer", "classes": list(LEVELS), "input": {"name": "clip", "shape": [-1, 3, 8, 32, 32]},
             "outputs": {"logits": [-1, 3], "features": [-1, 1]}, "train_fps": 25.0,
-            "preprocess": {"short_side": 32, "crop": 32, "frames": 8, "sample_rate": 1, "mean": [0, 0, 0], "std": [1, 1, 1]}}
+            "preprocess": {"short_side": 32, "crop": 32, "frames": 8, "sample_rate": 1, "mean": [0, 0, 0], "std": [1, 1, 1],
+                           "channel_order": "RGB"}}
     (folder / "model.json").write_text(json.dumps(meta))
     return folder

@@ -74,7 +74,7 @@ def test_max_open_bounds_the_decoders(brightness_model, tmp_path):
     for i in range(12):
         grey_video(folder / f"sub{i % 3}" / f"c{i:02d}.avi", [(LEVELS["mid"], 12)])
     out = tmp_path / "out"
-    r = cli("run", str(folder), "--model", str(brightness_model), "--out", str(out), "--max-open", "2", "--batch", "4", "--features", str(out))
+    r = cli("run", str(folder), "--model", str(brightness_model), "--allow-unverified", "--out", str(out), "--max-open", "2", "--batch", "4", "--features", str(out))
     assert r.returncode == 0, r.stderr
     summary = json.loads((out / "summary.json").read_text())
     t = summary["totals"]
@@ -94,7 +94,7 @@ def test_a_folder_with_bad_files_finishes_the_good_ones_and_exits_1(brightness_m
     data = long.read_bytes()
     (folder / "truncated.avi").write_bytes(data[: len(data) // 2])  # decodes half-way, then ends early
     out = tmp_path / "out"
-    r = cli("run", str(folder), "--model", str(brightness_model), "--out", str(out))
+    r = cli("run", str(folder), "--model", str(brightness_model), "--allow-unverified", "--out", str(out))
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("error: 3 of 6 sources failed")
     rows = {row["output"]: row for row in json.loads((out / "summary.json").read_text())["sources"]}
@@ -110,12 +110,12 @@ def test_skip_done_resumes_a_crashed_folder_run(brightness_model, tmp_path):
     for i in range(5):
         grey_video(folder / f"v{i}.avi", [(LEVELS["dark"], 20)])
     out = tmp_path / "out"
-    assert cli("run", str(folder), "--model", str(brightness_model), "--out", str(out)).returncode == 0
+    assert cli("run", str(folder), "--model", str(brightness_model), "--allow-unverified", "--out", str(out)).returncode == 0
     log = out / "sources.jsonl"
     lines = log.read_text().splitlines()
     log.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])  # as if killed while writing the third line
     (out / "v4.jsonl").unlink()
-    r = cli("run", str(folder), "--model", str(brightness_model), "--out", str(out), "--skip-done")
+    r = cli("run", str(folder), "--model", str(brightness_model), "--allow-unverified", "--out", str(out), "--skip-done")
     assert r.returncode == 0, r.stderr
     assert "2 of 5 sources finished before, 3 to run" in r.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -128,7 +128,7 @@ def test_segments_on_concatenated_clips_find_every_cut_within_one_stride(brightn
     video = grey_video(tmp_path / "cuts.avi", [(LEVELS[c], n) for c, n in plan])
     out = tmp_path / "w.jsonl"
     overlay = tmp_path / "o.mp4"
-    r = cli("run", str(video), "--model", str(brightness_model), "--out", str(out), "--segments", "--min-windows", "3", "--overlay", str(overlay))
+    r = cli("run", str(video), "--model", str(brightness_model), "--allow-unverified", "--out", str(out), "--segments", "--min-windows", "3", "--overlay", str(overlay))
     assert r.returncode == 0, r.stderr
     segments = [json.loads(l) for l in out.with_suffix(".segments.jsonl").read_text().splitlines()]
     stride = 4  # half of the 8-frame window
@@ -163,7 +163,7 @@ def test_progress_bars_on_a_terminal_and_short_lines_on_stdout(brightness_model,
     err_master, err_slave = pty.openpty()
     for fd in (out_slave, err_slave):  # a terminal 100 columns wide (a new pty is 0 × 0, and tqdm draws nothing in 0 columns)
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    p = subprocess.Popen([sys.executable, "-m", "prp_deploy", "run", str(tmp_path / "v"), "--model", str(brightness_model)],
+    p = subprocess.Popen([sys.executable, "-m", "prp_deploy", "run", str(tmp_path / "v"), "--model", str(brightness_model), "--allow-unverified"],
                          stdout=out_slave, stderr=err_slave)
     os.close(out_slave)
     os.close(err_slave)
@@ -214,8 +214,8 @@ def test_segmenter_hysteresis_and_minimum_length():
 
 def test_stdout_is_short_lines_on_request_and_jsonl_in_a_pipe(brightness_model, tmp_path):
     video = grey_video(tmp_path / "v.avi", [(LEVELS["dark"], 24)])
-    text = cli("run", str(video), "--model", str(brightness_model), "--format", "text")
-    piped = cli("run", str(video), "--model", str(brightness_model))
+    text = cli("run", str(video), "--model", str(brightness_model), "--allow-unverified", "--format", "text")
+    piped = cli("run", str(video), "--model", str(brightness_model), "--allow-unverified")
     assert text.returncode == 0 and piped.returncode == 0
     assert text.stdout.splitlines()[0].split() == ["0.00-0.32", "s", "dark", "1.00"]
     assert len(piped.stdout.splitlines()) == len(text.stdout.splitlines()) == 5
@@ -241,7 +241,7 @@ def test_sources_from_globs_lists_and_folders(tmp_path):
 def test_recognizer_stream_many_reports_failures_and_carries_on(brightness_model, tmp_path):
     a = grey_video(tmp_path / "a.avi", [(LEVELS["dark"], 20)])
     b = grey_video(tmp_path / "b.avi", [(LEVELS["bright"], 20)])
-    rec = Recognizer(brightness_model)
+    rec = Recognizer(brightness_model, allow_unverified=True)
     failures = []
     records = list(rec.stream_many([a, tmp_path / "missing.avi", b], on_failure=lambda name, why: failures.append((name, why))))
     labels = {r["source"]: {x["top"][0]["label"] for x in records if x["source"] == r["source"]} for r in records}
@@ -252,7 +252,7 @@ def test_recognizer_stream_many_reports_failures_and_carries_on(brightness_model
 
 def test_bench_streams_reports_aggregate_and_per_stream_latency(brightness_model, tmp_path):
     video = grey_video(tmp_path / "v.avi", [(LEVELS["mid"], 40)])
-    r = cli("bench", "--model", str(brightness_model), "--backends", "onnxruntime", "--batch", "4", "--iters", "2",
+    r = cli("bench", "--model", str(brightness_model), "--allow-unverified", "--backends", "onnxruntime", "--batch", "4", "--iters", "2",
             "--video", str(video), "--streams", "3", "--json", str(tmp_path / "b.json"))
     assert r.returncode == 0, r.stderr
     e = json.loads((tmp_path / "b.json").read_text())["end_to_end"]
@@ -269,7 +269,7 @@ def test_bench_streams_reports_aggregate_and_per_stream_latency(brightness_model
 def test_usage_errors_exit_2_in_one_line(args, pattern, brightness_model, tmp_path):
     subs = {"VIDEO": str(grey_video(tmp_path / "v.avi", [(LEVELS["dark"], 10)])), "VIDEO2": str(grey_video(tmp_path / "w.avi", [(LEVELS["dark"], 10)])),
             "FILE": str(tmp_path / "v.avi")}
-    r = cli("run", *[subs.get(a, a) for a in args], "--model", str(brightness_model), cwd=tmp_path)
+    r = cli("run", *[subs.get(a, a) for a in args], "--model", str(brightness_model), "--allow-unverified", cwd=tmp_path)
     errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
     assert r.returncode == 2 and len(errors) == 1 and re.search(pattern, errors[0]) and "Traceback" not in r.stderr, r.stderr
 
@@ -295,3 +295,27 @@ def test_a_source_slow_to_open_holds_up_only_itself(brightness_model, tmp_path):
     server.close()
     assert closed == ["v", "url"]  # the file finished while the URL was still trying to open
     assert sources[0].status == "ok" and sources[1].status == "failed" and "cannot be reached" in sources[1].error
+
+
+def test_each_source_gets_its_own_windows_features_and_segments(brightness_model, tmp_path):
+    """One grey level per source, so a window routed to the wrong source shows: every record,
+    feature row and segment of a source carries its own level, and equals a run of it alone."""
+    videos = {level: grey_video(tmp_path / "v" / f"{level}.avi", [(LEVELS[level], 30 + 7 * i)]) for i, level in enumerate(LEVELS)}
+    out = tmp_path / "together"
+    r = cli("run", *map(str, videos.values()), "--model", str(brightness_model), "--allow-unverified", "--segments", "--batch", "5",
+            "--out", str(out), "--features", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    for level, video in videos.items():
+        records = [json.loads(l) for l in (out / f"{level}.jsonl").read_text().splitlines()]
+        features = np.load(out / f"{level}.features.npy")
+        segments = [json.loads(l) for l in (out / f"{level}.segments.jsonl").read_text().splitlines()]
+        assert records and {x["source"] for x in records} == {str(video)} and {x["top"][0]["label"] for x in records} == {level}
+        assert np.allclose(features, LEVELS[level] / 255, atol=0.02)  # the model's feature is the clip's mean grey level
+        assert [s["label"] for s in segments] == [level] and segments[0]["source"] == str(video)
+        alone = tmp_path / f"alone-{level}"
+        r = cli("run", str(video), "--model", str(brightness_model), "--allow-unverified", "--out", str(alone / "w.jsonl"),
+                "--features", str(alone / "f.npy"), "-q")
+        assert r.returncode == 0, r.stderr
+        assert [json.loads(l) for l in (alone / "w.jsonl").read_text().splitlines()] == records
+        assert np.array_equal(np.load(alone / "f.npy"), features)
+    assert json.loads((out / "summary.json").read_text())["totals"]["engine_starts"] == 1  # counted: one engine served all three

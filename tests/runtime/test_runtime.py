@@ -113,18 +113,18 @@ def test_stream_dying_midway_keeps_outputs_and_fails(exported, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args,pattern",
+    "args,pattern,code",
     [
-        (["missing.mp4"], "no such file"),
-        (["NOTVIDEO"], "cannot open as a video"),
-        (["EMPTYVIDEO"], "no frame decodes|cannot open as a video"),
-        (["7"], "webcam 7: cannot be opened"),
-        (["rtsp://127.0.0.1:9/none"], "cannot be reached"),
-        (["VIDEO", "--model", "NOMETA"], "model.json: missing"),
-        (["VIDEO", "--sample-rate", "zero"], "--sample-rate wants"),
+        (["missing.mp4"], "no such file", 1),
+        (["NOTVIDEO"], "cannot open as a video", 1),
+        (["EMPTYVIDEO"], "no frame decodes|cannot open as a video", 1),
+        (["7"], "webcam 7: cannot be opened", 1),
+        (["rtsp://127.0.0.1:9/none"], "cannot be reached", 1),
+        (["VIDEO", "--model", "NOMETA"], "model.json: missing", 1),
+        (["VIDEO", "--sample-rate", "zero"], "--sample-rate wants", 2),
     ],
 )
-def test_bad_input_is_one_line(args, pattern, exported, tmp_path):
+def test_bad_input_is_one_line(args, pattern, code, exported, tmp_path):
     (tmp_path / "notvideo.mp4").write_text("hello")
     cv2.VideoWriter(str(tmp_path / "empty.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (80, 60)).release()  # a container with no frame
     (tmp_path / "nometa").mkdir()
@@ -139,7 +139,7 @@ def test_bad_input_is_one_line(args, pattern, exported, tmp_path):
     if "--model" not in argv:
         argv += ["--model", str(exported)]
     r = cli("run", *argv, cwd=tmp_path)
-    assert r.returncode != 0
+    assert r.returncode == code, (r.returncode, r.stderr)
     errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1 and re.search(pattern, errors[0]) and "Traceback" not in r.stderr, r.stderr
 
@@ -189,22 +189,10 @@ def test_no_export_says_how_to_make_one(tmp_path):
     assert r.returncode == 1 and "prp-deploy export" in r.stderr
 
 
-def _cpp_toolchain() -> bool:
-    return shutil.which("cmake") is not None and shutil.which("g++") is not None and (
-        Path("/usr/include/opencv4/opencv2/dnn.hpp").exists() or Path("/usr/local/include/opencv4/opencv2/dnn.hpp").exists())
-
-
 @pytest.mark.slow
-def test_cpp_example_matches_python_top1(exported, tmp_path):
-    if not _cpp_toolchain():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must build the C++ example: .ci/run installs cmake, g++ and libopencv-dev")
-        pytest.skip("cmake, g++ or OpenCV's C++ headers (libopencv-dev) missing")
-    build = tmp_path / "build"
-    subprocess.run(["cmake", "-S", str(REPO / "examples" / "cpp"), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release"], check=True, capture_output=True)
-    subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, capture_output=True)
+def test_cpp_example_matches_python_top1(exported, cpp_demo):
     video = shared_clips("ucf101") / "v_Shotput_g05_c02.avi"
-    cpp = subprocess.run([str(build / "prp_demo"), str(exported), str(video), "--topk", "3"], capture_output=True, text=True, timeout=300)
+    cpp = subprocess.run([str(cpp_demo), str(exported), str(video), "--topk", "3"], capture_output=True, text=True, timeout=300)
     assert cpp.returncode == 0, cpp.stderr
     py = cli("run", str(video), "--model", str(exported), "--task", "recognize", "--topk", "3")
     a = [json.loads(l) for l in cpp.stdout.splitlines()]
@@ -288,9 +276,12 @@ def test_damaged_model_files_are_one_line(exported, tmp_path):
     (bad / "model.onnx").write_bytes((bad / "model.onnx").read_bytes()[:4000])  # a copy cut short
     r = cli("run", str(video), "--model", str(bad))
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "is not the file parity checked" in r.stderr, r.stderr
-    (bad / "parity.json").unlink()  # no record to compare with: the load itself must fail in one line
+    (bad / "parity.json").unlink()  # no verdict: refused; run anyway, the load itself must fail in one line
     r = cli("run", str(video), "--model", str(bad))
-    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "onnxruntime cannot load it" in r.stderr, r.stderr
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no parity.json beside it" in r.stderr, r.stderr
+    r = cli("run", str(video), "--model", str(bad), "--allow-unverified")
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert r.returncode == 1 and len(errors) == 1 and "onnxruntime cannot load it" in errors[0] and "Traceback" not in r.stderr, r.stderr
     (bad / "model.json").write_text("{not json")
     r = cli("run", str(video), "--model", str(bad))
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not valid JSON" in r.stderr, r.stderr

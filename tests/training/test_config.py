@@ -142,3 +142,15 @@ def test_every_shipped_config_loads():
     for f in files:
         cfg = build_config(None, f, {"data": {"data": "/datasets/x"}})
         assert cfg.preset == "paper" and cfg.data.dataset in ("ucf101", "hmdb51"), f
+
+
+def test_the_readmes_preset_table_says_what_the_code_does():
+    """README's tiny row once said 5 pretraining epochs when the code said 7."""
+    from prp_deploy.training.config import tiny_preset
+    from tests.conftest import REPO
+
+    row = next(l for l in (REPO / "README.md").read_text().splitlines() if l.startswith("| `tiny` |"))
+    t = tiny_preset()
+    assert f"{t.pretrain.epochs} epochs × {t.pretrain.clips_per_epoch:,} clips" in row, row
+    assert f"{t.finetune.epochs} epochs × {t.finetune.clips_per_epoch:,} clips" in row, row
+    assert f"{t.finetune.labels_per_class} per class" in row and f"× {t.model.width}" in row, row

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from prp_deploy.contracts import validate
 from prp_deploy.data.synth import SynthSpec, write_synthetic
 from prp_deploy.errors import PRPError
 from prp_deploy.rundir import load_checkpoint
@@ -49,6 +50,7 @@ def test_full_run_writes_the_run_folder(tiny_data, tmp_path):
         assert (run / f).exists(), f
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     ev = json.loads((run / "eval.json").read_text())
+    validate(ev, "eval", "eval.json")  # the contract (prp_deploy/contracts/eval.schema.json)
     assert ev["schema_version"] == 1 and ev["seed"] == 0 and "torch" in ev["versions"]
     counts = ev["pretext"]["label_counts"]  # chance is the majority label's share of the clips actually drawn
     assert ev["pretext"]["chance"] == pytest.approx(100 * max(counts) / sum(counts)) and ev["pretext"]["uniform_chance"] == pytest.approx(100 / 3)
@@ -87,9 +89,14 @@ def test_resume_gives_the_same_weights_as_a_straight_run(tiny_data, tmp_path):
     assert a["epoch"] == b["epoch"] == 2 and b["finished"]
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    for ga, gb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
-        for key in ga:  # Adam's moments (the tiny preset), or SGD's momentum
-            assert torch.equal(torch.as_tensor(ga[key]), torch.as_tensor(gb[key])), key
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    # Same parameters and buffers first (zip would pass an empty restored state), then equal values.
+    assert sa.keys() == sb.keys() and len(sa) > 0
+    assert [g["lr"] for g in a["optimizer"]["param_groups"]] == [g["lr"] for g in b["optimizer"]["param_groups"]]
+    for i in sa:
+        assert sa[i].keys() == sb[i].keys() and sa[i], i  # SGD's momentum buffer (the paper's optimiser here)
+        for key in sa[i]:
+            assert torch.equal(torch.as_tensor(sa[i][key]), torch.as_tensor(sb[i][key])), (i, key)
 
 
 def test_best_checkpoint_is_never_replaced_by_a_worse_one(tiny_data, tmp_path):
@@ -144,6 +151,18 @@ def long_pretraining(data: Path, out: Path) -> list[str]:
     return ["train", "--data", str(data), "--dataset", "ucf101", "--backbone", "r3d", "--width", "0.125", "--frames", "8", "--crop", "32",
             "--short-side", "40", "--workers", "0", "--pretrain-epochs", "50", "--finetune-epochs", "0", "--stage", "pretrain",
             "--objective", "dp", "--out", str(out)]
+
+
+def test_resume_refuses_a_flag_that_would_change_the_run(tiny_data, tmp_path):
+    """--resume used to drop --backbone, --objective, ... silently and go on as configured."""
+    run = train(tiny_cfg(tiny_data, pretrain={"epochs": 1}, finetune={"epochs": 0}), stage="pretrain", out=tmp_path / "run", say=quiet)
+    for flags, field in ((["--backbone", "c3d"], "model.backbone (r3d)"), (["--objective", "dp"], "pretrain.objective"),
+                         (["--intervals", "1,2"], "pretrain.intervals"), (["--config", "x.yaml"], "--config cannot change it")):
+        r = cli("train", "--resume", "--out", str(run), "--stage", "pretrain", *flags)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1 and field in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # Repeating the run's own values, and what resuming may change (more epochs, workers), are fine.
+    r = cli("train", "--resume", "--out", str(run), "--stage", "pretrain", "--backbone", "r3d", "--workers", "0", "--pretrain-epochs", "2")
+    assert r.returncode == 0 and "resuming at epoch 2" in r.stderr, r.stderr
 
 
 @pytest.mark.slow

@@ -28,6 +28,11 @@ struct ModelInfo {
 // Reads DIR/model.json (OpenCV's FileStorage parses JSON). Throws std::runtime_error.
 ModelInfo load_model_info(const std::string& export_dir);
 
+// Why `model_file` may not be served, or "" when parity.json beside it lists it as passed
+// with this file's SHA-256 (the same rule as the Python runtime: FAILED, never judged,
+// changed since, or no parity.json are all refused).
+std::string parity_verdict(const std::string& model_file);
+
 // One decoded BGR frame -> the RGB crop the model sees (crop x crop x 3, uint8).
 cv::Mat preprocess_frame(const cv::Mat& bgr, const ModelInfo& info);
 

@@ -67,14 +67,17 @@ void emit(const std::vector<PendingWindow>& batch, prp::Backend& backend, const 
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::cerr << "usage: prp_demo EXPORT_DIR VIDEO [--stride K] [--batch N] [--topk K]" << std::endl;
+    std::cerr << "usage: prp_demo EXPORT_DIR VIDEO [--stride K] [--batch N] [--topk K] [--allow-unverified]" << std::endl;
     return 2;
   }
   const std::string dir = argv[1], video = argv[2];
   int stride = 0, batch_size = 8, topk = 5;
-  for (int i = 3; i + 1 < argc; i += 2) {
+  bool allow_unverified = false;
+  for (int i = 3; i < argc; ++i) {
     const std::string flag = argv[i];
-    const int value = std::atoi(argv[i + 1]);
+    if (flag == "--allow-unverified") { allow_unverified = true; continue; }
+    if (i + 1 >= argc) { std::cerr << "error: " << flag << " needs a value" << std::endl; return 2; }
+    const int value = std::atoi(argv[++i]);
     if (flag == "--stride") stride = value;
     else if (flag == "--batch") batch_size = value;
     else if (flag == "--topk") topk = value;
@@ -84,9 +87,18 @@ int main(int argc, char** argv) {
     const prp::ModelInfo info = prp::load_model_info(dir);
     const bool has_logits = info.kind == "recognizer";
 #ifdef PRP_WITH_TENSORRT
-    std::unique_ptr<prp::Backend> backend = make_tensorrt_backend(dir + "/model.plan", has_logits);
+    const std::string model_file = dir + "/model.plan";
 #else
-    std::unique_ptr<prp::Backend> backend = std::make_unique<prp::OpenCvDnnBackend>(dir + "/model.onnx", has_logits);
+    const std::string model_file = dir + "/model.onnx";
+#endif
+    // Parity's verdict binds here as in the Python runtime: only a file parity passed is served.
+    const std::string why = prp::parity_verdict(model_file);
+    if (!why.empty() && !allow_unverified) { std::cerr << "error: " << why << std::endl; return 1; }
+    if (!why.empty()) std::cerr << "warning: running an unverified model (--allow-unverified): " << why.substr(0, why.find("; ")) << std::endl;
+#ifdef PRP_WITH_TENSORRT
+    std::unique_ptr<prp::Backend> backend = make_tensorrt_backend(model_file, has_logits);
+#else
+    std::unique_ptr<prp::Backend> backend = std::make_unique<prp::OpenCvDnnBackend>(model_file, has_logits);
 #endif
     cv::VideoCapture cap(video);
     if (!cap.isOpened()) { std::cerr << "error: " << video << ": cannot open as a video" << std::endl; return 1; }

@@ -1,13 +1,61 @@
 #include "prp_runtime.hpp"
 
+#include <openssl/evp.h>
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 
 namespace prp {
+
+namespace {
+
+// Lower-case hex SHA-256 of a file (OpenSSL's EVP digest), "" if it cannot be read.
+std::string sha256_hex(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return "";
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return "";
+  std::vector<char> block(1 << 20);
+  while (f) {
+    f.read(block.data(), static_cast<std::streamsize>(block.size()));
+    if (f.gcount() > 0 && EVP_DigestUpdate(ctx.get(), block.data(), static_cast<size_t>(f.gcount())) != 1) return "";
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest, &length) != 1) return "";
+  std::string hex;
+  char byte[3];
+  for (unsigned int i = 0; i < length; ++i) {
+    std::snprintf(byte, sizeof(byte), "%02x", digest[i]);
+    hex += byte;
+  }
+  return hex;
+}
+
+}  // namespace
+
+std::string parity_verdict(const std::string& model_file) {
+  const std::string recheck = "; check it with `prp-deploy export RUN --verify-only`, or run it anyway with --allow-unverified";
+  const size_t slash = model_file.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : model_file.substr(0, slash);
+  const std::string name = slash == std::string::npos ? model_file : model_file.substr(slash + 1);
+  const std::string report = dir + "/parity.json";
+  if (!std::ifstream(report)) return model_file + ": no parity.json beside it, so no parity check has passed it" + recheck;
+  cv::FileStorage fs(report, cv::FileStorage::READ | cv::FileStorage::FORMAT_JSON);
+  if (!fs.isOpened()) return report + ": unreadable" + recheck;
+  const cv::FileNode passed = fs["artifacts"][name], recorded = fs["sha256"][name];
+  if (passed.empty() || recorded.empty()) return model_file + ": parity never judged this file (it is not in parity.json)" + recheck;
+  if (static_cast<std::string>(recorded) != sha256_hex(model_file))
+    return model_file + ": is not the file parity checked (its sha256 differs from parity.json's)" + recheck;
+  if (static_cast<int>(passed) != 1) return model_file + ": parity FAILED for it (see " + report + ")" + recheck;
+  return "";
+}
 
 ModelInfo load_model_info(const std::string& export_dir) {
   const std::string path = export_dir + "/model.json";

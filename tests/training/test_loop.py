@@ -1,0 +1,47 @@
+"""The training loop's choice of best.pt, driven with scripted validation results: a test
+that fails when the rule is wrong, whatever the data do (a real run's validation loss may
+simply fall every epoch, and then any rule passes)."""
+
+import pytest
+import torch
+
+from prp_deploy.rundir import load_checkpoint
+from prp_deploy.training.common import MetricsLog, Runtime, StopFlag
+from prp_deploy.training.loop import Stage, run_stage
+
+
+class _Clips(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return {"clip": torch.full((1, 2, 2, 2), float(i))}
+
+    def set_epoch(self, epoch):
+        pass
+
+
+def _stage(tmp_path, scripted: list[dict], select: str, mode: str) -> Stage:
+    model = torch.nn.Linear(8, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    results = iter(scripted)
+
+    def step(net, batch):
+        return net(batch["clip"].flatten(1)).pow(2).mean(), {}
+
+    return Stage("pretrain", tmp_path / "pretrain", model, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 10), False, _Clips(), step,
+                 lambda m: dict(next(results)), select, mode, len(scripted), 2, 0, 0, 0.0, {"encoder": {"backbone": "toy"}})
+
+
+@pytest.mark.parametrize("scripted,select,mode,best", [
+    ([3.0, 1.0, 2.0], "val_loss", "min", 2),  # the lowest loss, not the last
+    ([1.0, 1.0, 0.5], "val_loss", "min", 3),
+    ([2.0, 2.0, 2.0], "val_loss", "min", 1),  # an equal score never replaces best.pt
+    ([40.0, 70.0, 60.0], "val_accuracy", "max", 2),  # finetuning selects by accuracy
+])
+def test_best_checkpoint_is_the_epoch_the_rule_picks(scripted, select, mode, best, tmp_path):
+    records = [{"val_loss": v, "val_accuracy": v} for v in scripted]
+    record = run_stage(_stage(tmp_path, records, select, mode), Runtime(torch.device("cpu")), MetricsLog(tmp_path, enabled=False),
+                       resume=False, stop=StopFlag(), say=lambda s: None)
+    assert record["epoch"] == best and load_checkpoint(tmp_path / "pretrain" / "best.pt")["epoch"] == best
+    assert load_checkpoint(tmp_path / "pretrain" / "last.pt")["epoch"] == len(scripted)
