@@ -21,37 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import PRPError
+from .paths import CONFIG_FILE, MODEL_INFO_FILE, newest_export, newest_run, runs_dir  # noqa: F401 - the run folder's names, re-exported
 
-CONFIG_FILE = "config.yaml"
 EVAL_FILE = "eval.json"
-MODEL_INFO_FILE = "model.json"  # an export folder's marker
 CHECKPOINT_VERSION = 2  # 2: checkpoints carry `preprocess` and `config_hash`
-
-
-def runs_dir() -> Path:
-    """Runs go to `runs/` under the working directory."""
-    return Path.cwd() / "runs"
-
-
-def _newest(paths) -> Path | None:
-    found = sorted(paths, key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
-
-
-def newest_run(root: Path | None = None) -> Path:
-    root = Path(root) if root else runs_dir()
-    run = _newest(p for p in root.glob("*") if (p / CONFIG_FILE).exists()) if root.exists() else None
-    if run is None:
-        raise PRPError(f"no run under {root}: start one with `prp-deploy train`")
-    return run
-
-
-def newest_export(root: Path | None = None) -> Path:
-    root = Path(root) if root else runs_dir()
-    info = _newest(root.glob(f"*/export/{MODEL_INFO_FILE}")) if root.exists() else None
-    if info is None:
-        raise PRPError(f"no exported model under {root}: make one with `prp-deploy train` then `prp-deploy export`, or pass --model")
-    return info.parent
 
 
 @contextmanager

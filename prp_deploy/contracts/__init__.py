@@ -1,6 +1,6 @@
 """The export folder's and the runtime's files as contracts: JSON Schema (draft 2020-12) for
 model.json, parity.json, eval.json, summary.json, sources.jsonl rows, window and segment
-records. C++ apps, Triton clients and users' scripts read these files; the schemas say what
+records, and the features' row index (F.jsonl beside F.npy). C++ apps, Triton clients and users' scripts read these files; the schemas say what
 they may rely on. Each document carries `schema_version`; a reader refuses a major version
 newer than it knows, in one line.
 
@@ -18,7 +18,7 @@ from importlib import resources
 
 from ..errors import PRPError
 
-NAMES = ("model", "parity", "eval", "summary", "source_row", "window", "segment")
+NAMES = ("model", "parity", "eval", "summary", "source_row", "window", "segment", "feature_row")
 # The major schema_version this package writes and reads, per document that carries one.
 VERSIONS = {"model": 1, "parity": 1, "eval": 1, "summary": 1}
 

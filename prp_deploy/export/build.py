@@ -3,7 +3,6 @@ given, the order (sources first), and the builder each row names."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,9 +24,29 @@ class BuildInputs:
     say: Callable[[str], None]
 
 
+def builders() -> dict[str, Callable[[Artifact, BuildInputs], dict]]:
+    """Each artefact row's builder, by row name: f(artifact, BuildInputs) → facts of the build."""
+    from .int8 import build_int8, build_int8_symmetric
+    from .onnx_export import build_fp16, build_fp32
+    from .tensorrt_build import build, build_int8 as build_tensorrt_int8
+
+    return {"onnxruntime": build_fp32, "onnxruntime-fp16": build_fp16, "onnxruntime-int8": build_int8,
+            "onnxruntime-int8-symmetric": build_int8_symmetric, "tensorrt": build, "tensorrt-int8": build_tensorrt_int8, **EXTRA_BUILDERS}
+
+
+EXTRA_BUILDERS: dict[str, Callable] = {}  # builders of rows added at run time (a plug-in, a test's toy row)
+
+
 def builder(a: Artifact) -> Callable[[Artifact, BuildInputs], dict]:
-    module, name = a.builder.split(":")
-    return getattr(importlib.import_module(f"prp_deploy.export.{module}"), name)
+    found = builders().get(a.name)
+    if found is None:
+        raise KeyError(f"artefact row {a.name!r} has no builder in export/build.py")
+    return found
+
+
+def wanted_rows(flags: set[str]) -> set[str]:
+    """The rows the export flags ask for: each row names the flags that ask for it (artifacts.py)."""
+    return {a.name for a in ARTIFACTS.values() if set(a.asked_by) <= flags}
 
 
 def build_order(wanted: set[str]) -> list[Artifact]:

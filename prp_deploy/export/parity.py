@@ -121,9 +121,10 @@ def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol:
         else:
             check.passed = bool(stats["finite"] and stats["top1_agree_clear"] == 1.0)
     check.thresholds["min_judged"] = min_judged
-    judged = stats.get("judged", check.clips)
+    by_top1 = output == "logits" and precision != "fp32"  # FP32's rule is elementwise: every clip counts
+    judged = stats["judged"] if by_top1 else check.clips
     if judged < min_judged:
-        what = "clips have a clear FP32 margin" if "judged" in stats else "clips were compared"
+        what = "clips have a clear FP32 margin" if by_top1 else "clips were compared"
         stats["error"] = f"only {judged} of {check.clips} {what}; at least {min_judged} are needed to judge (use more --parity-clips)"
         check.passed = False
     elif min_judged > 0 and output == "logits" and stats["classes_reference"] == 1 and ref.shape[1] > 1:

@@ -29,7 +29,7 @@ from ..rundir import MODEL_INFO_FILE, newest_run
 from ..runtime.artifacts import ARTIFACTS, sha256
 from ..runtime.backends import open_artifact
 from ..runtime.model_info import parse_model_info
-from .build import BuildInputs, build_order, builder
+from .build import BuildInputs, build_order, builder, wanted_rows
 from .int8 import Calibration, Int8Options
 from .metadata import gflops_per_clip, model_metadata, preprocess_of
 from .parity import INT8_RULES, MIN_JUDGED, Check, ParityReport, compare
@@ -57,9 +57,8 @@ class ExportOptions:
     accuracy_check: bool = True  # INT8: video-level top-1 on the test videos against FP32 (off for a random-init bench model)
 
     def wanted(self) -> set[str]:
-        """The artefact table's rows this export makes."""
-        rows = {"onnxruntime"} | ({"onnxruntime-fp16"} if self.fp16 else set()) | ({"tensorrt"} if self.trt else set())
-        return rows | ({"onnxruntime-int8"} | ({"tensorrt-int8"} if self.trt else set()) if self.int8 else set())
+        """The artefact table's rows this export makes: those whose `asked_by` flags are all given."""
+        return wanted_rows({flag for flag in ("fp16", "trt", "int8") if getattr(self, flag)})
 
 
 @dataclass

@@ -23,7 +23,7 @@ def export_random(backbone: str, depth: int, width: float, frames: int, crop: in
                   trt: bool = False, say=lambda s: None) -> Path:
     """Export FP32, FP16 and (calibrated on the built-in synthetic videos) INT8 artefacts of a
     random-init recogniser; returns the export folder."""
-    check_input_shape(frames, crop)
+    check_input_shape(frames, crop, backbone)
     cfg = EncoderConfig(backbone, depth, width).check()
     torch.manual_seed(0)
     model = ActionRecognizer(build_encoder(cfg), CLASSES).eval()

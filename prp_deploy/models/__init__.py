@@ -51,13 +51,16 @@ class EncoderConfig:
 def build_encoder(cfg: EncoderConfig) -> "nn.Module":
     """The encoder named by `cfg`; its `out_channels` is conv5's channel count."""
     cfg.check()
-    return BACKBONES[cfg.backbone].build()(depth=cfg.depth, width=cfg.width, subtract_mean=cfg.subtract_mean)
+    encoder = BACKBONES[cfg.backbone].build()(depth=cfg.depth, width=cfg.width, subtract_mean=cfg.subtract_mean)
+    encoder.strides = BACKBONES[cfg.backbone].strides  # what the decoder undoes
+    return encoder
 
 
-def check_input_shape(frames: int, crop: int) -> None:
-    """The encoders divide T by 8 and H, W by 16, and the decoder multiplies them back."""
-    if frames % 8 or crop % 16:
-        raise PRPError(f"clip length must be a multiple of 8 and crop a multiple of 16, got {frames} frames, crop {crop}")
+def check_input_shape(frames: int, crop: int, backbone: str = "r21d") -> None:
+    """The encoder divides T and H, W by its registry strides, and the decoder multiplies them back."""
+    st, ss = BACKBONES[backbone].strides if backbone in BACKBONES else (8, 16)
+    if frames % st or crop % ss:
+        raise PRPError(f"{backbone}: clip length must be a multiple of {st} and crop a multiple of {ss}, got {frames} frames, crop {crop}")
 
 
 def encoder_config_of(state: dict) -> EncoderConfig:

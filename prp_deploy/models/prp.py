@@ -28,31 +28,32 @@ class RateHead(nn.Module):
 
 
 class Decoder(nn.Module):
-    """conv5 (C, T/8, H/16, W/16) → reconstruction (3, T·r, H, W) in [0, 1].
+    """conv5 (C, T/st, H/ss, W/ss) → reconstruction (3, T·r, H, W) in [0, 1], for an encoder of
+    temporal stride st and spatial stride ss (powers of 2; every backbone here: 8 and 16).
 
-    One Conv3d-BN-ReLU, then four up-blocks (ConvTranspose3d with kernel = stride, then a
-    Conv3d-BN-ReLU block); the first three double T, H, W; the fourth has kernel = stride =
-    (r, 2, 2) so the output is the input clip slowed down r×. A sigmoid ends it, since
+    One Conv3d-BN-ReLU, then up-blocks (ConvTranspose3d with kernel = stride, then a
+    Conv3d-BN-ReLU block), as many as the larger stride needs doublings: each doubles H, W
+    while the spatial stride lasts and T while the temporal one does, and the last also
+    multiplies T by r, so the output is the input clip slowed down r×. At 8 and 16 that is
+    the paper's four blocks, (2,2,2) three times and (r,2,2). A sigmoid ends it, since
     targets are frames in [0, 1] (the reference ended with BN + ReLU, unbounded).
     """
 
-    def __init__(self, in_ch: int, rec_rate: int = 2, width: float = 1.0):
+    def __init__(self, in_ch: int, rec_rate: int = 2, width: float = 1.0, strides: tuple[int, int] = (8, 16)):
         super().__init__()
         if rec_rate not in (1, 2, 4):
             raise ValueError(f"reconstruction rate must be 1, 2 or 4, got {rec_rate}")
-        c512, c256, c128, c64 = (scaled(c, width) for c in (512, 256, 128, 64))
+        doublings = [int(s).bit_length() - 1 for s in strides]
+        if any(s < 1 or 2**d != s for s, d in zip(strides, doublings)):
+            raise ValueError(f"encoder strides must be powers of 2, got {strides}")
+        n = max(doublings)
+        channels = [scaled(max(64, 512 >> i), width) for i in range(n + 1)]  # 512, 256, 128, 64, 64, ...
         self.rec_rate = rec_rate
-        self.head = ConvBNReLU(in_ch, c512)
-        self.up = nn.ModuleList(
-            [
-                nn.ConvTranspose3d(c512, c256, 2, stride=2),
-                nn.ConvTranspose3d(c256, c128, 2, stride=2),
-                nn.ConvTranspose3d(c128, c64, 2, stride=2),
-                nn.ConvTranspose3d(c64, c64, (rec_rate, 2, 2), stride=(rec_rate, 2, 2)),
-            ]
-        )
-        self.blocks = nn.ModuleList([ConvBNReLU(c256, c256), ConvBNReLU(c128, c128), ConvBNReLU(c64, c64), ConvBNReLU(c64, c64)])
-        self.out = nn.Conv3d(c64, 3, 3, padding=1)
+        self.head = ConvBNReLU(in_ch, channels[0])
+        factors = [((2 if i < doublings[0] else 1) * (rec_rate if i == n - 1 else 1), 2 if i < doublings[1] else 1) for i in range(n)]
+        self.up = nn.ModuleList([nn.ConvTranspose3d(channels[i], channels[i + 1], (t, s, s), stride=(t, s, s)) for i, (t, s) in enumerate(factors)])
+        self.blocks = nn.ModuleList([ConvBNReLU(channels[i + 1], channels[i + 1]) for i in range(n)])
+        self.out = nn.Conv3d(channels[-1], 3, 3, padding=1)
 
     def forward(self, conv5: torch.Tensor) -> torch.Tensor:
         x = self.head(conv5)
@@ -70,7 +71,7 @@ class PRPModel(nn.Module):
             raise ValueError("a PRP model needs the rate head, the decoder, or both")
         self.encoder = encoder
         self.rate_head = RateHead(encoder.out_channels, num_rates) if num_rates else None
-        self.decoder = Decoder(encoder.out_channels, rec_rate, width) if rec_rate else None
+        self.decoder = Decoder(encoder.out_channels, rec_rate, width, getattr(encoder, "strides", (8, 16))) if rec_rate else None
 
     def forward(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
         conv5 = self.encoder(clip)

@@ -1,9 +1,10 @@
 """The one table of exported artefacts. Export builds from it, parity judges by it, and
 `run --backend/--precision`, `bench`, Triton and the CLI's choices read it.
 
-Adding an artefact: one row here. Its `builder` names the export function that writes
-it (imported only by export, so this module stays torch-free); a new engine also needs
-its backend class in `backends.py`.
+Adding an artefact: one row here and its builder in `export/build.py`'s BUILDERS (export
+imports torch; this module stays torch-free). Which export flags ask for it, the backend
+that runs it and its parity rule come from the row; a new engine also needs its backend
+class in `backends.py`'s ENGINE_BACKENDS.
 """
 
 from __future__ import annotations
@@ -19,27 +20,27 @@ class Artifact:
     name: str  # what --backend / bench call it
     file: str  # its file in an export folder
     precision: str  # fp32 | fp16 | int8: the math inside (inputs and outputs are float32 always)
-    engine: str  # the runtime backend class that runs it: onnxruntime | tensorrt
+    engine: str  # the runtime backend that runs it (backends.ENGINE_BACKENDS): onnxruntime | tensorrt
     needs_gpu: bool
     parity: str  # the parity rule it is judged by (export/parity.py): fp32 (elementwise) | fp16 (cosine, top-1) | int8 (+ accuracy)
     triton_platform: str | None  # Triton's platform for it; None: not served by Triton
     source: str | None  # the artefact it is built from; None: from the PyTorch model
     auto: bool  # whether backend "auto" may pick it (in table order); never a reduced precision the user did not ask for
-    builder: str  # "module:function" in prp_deploy.export that writes it: f(artifact, BuildInputs) → facts
+    asked_by: tuple[str, ...]  # the export flags that, all given, ask for it (() = always); its sources come along
 
 
 ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
-    Artifact("tensorrt", "model.plan", "fp16", "tensorrt", True, "fp16", "tensorrt_plan", "onnxruntime-fp16", True, "tensorrt_build:build"),
+    Artifact("tensorrt", "model.plan", "fp16", "tensorrt", True, "fp16", "tensorrt_plan", "onnxruntime-fp16", True, ("trt",)),
     # TensorRT's INT8 engine is built from the signed, symmetric QDQ graph (the only one TensorRT accepts).
     Artifact("tensorrt-int8", "model_int8.plan", "int8", "tensorrt", True, "int8", "tensorrt_plan", "onnxruntime-int8-symmetric", False,
-             "tensorrt_build:build_int8"),
-    Artifact("onnxruntime", "model.onnx", "fp32", "onnxruntime", False, "fp32", "onnxruntime_onnx", None, True, "onnx_export:build_fp32"),
-    Artifact("onnxruntime-fp16", "model_fp16.onnx", "fp16", "onnxruntime", False, "fp16", None, "onnxruntime", False, "onnx_export:build_fp16"),
-    Artifact("onnxruntime-int8", "model_int8.onnx", "int8", "onnxruntime", False, "int8", "onnxruntime_onnx", "onnxruntime", False, "int8:build_int8"),
+             ("trt", "int8")),
+    Artifact("onnxruntime", "model.onnx", "fp32", "onnxruntime", False, "fp32", "onnxruntime_onnx", None, True, ()),
+    Artifact("onnxruntime-fp16", "model_fp16.onnx", "fp16", "onnxruntime", False, "fp16", None, "onnxruntime", False, ("fp16",)),
+    Artifact("onnxruntime-int8", "model_int8.onnx", "int8", "onnxruntime", False, "int8", "onnxruntime_onnx", "onnxruntime", False, ("int8",)),
     # The same quantisation with signed symmetric activations and float biases: TensorRT's INT8
     # source, judged by parity like the rest; slower than UINT8 in ONNX Runtime's CPU kernels.
     Artifact("onnxruntime-int8-symmetric", "model_int8_symmetric.onnx", "int8", "onnxruntime", False, "int8", None, "onnxruntime", False,
-             "int8:build_int8_symmetric"),
+             ("trt", "int8")),
 )}
 ENGINES = tuple(dict.fromkeys(a.engine for a in ARTIFACTS.values()))
 PRECISIONS = tuple(dict.fromkeys(a.precision for a in ARTIFACTS.values()))

@@ -27,10 +27,13 @@ class Backend(Protocol):
 
 
 class OnnxRuntimeBackend:
-    """An ONNX model in onnxruntime; `device="cuda"` needs onnxruntime-gpu."""
+    """An ONNX model in onnxruntime; `device="cuda"` needs onnxruntime-gpu, `"auto"` takes CUDA where it is here."""
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int = 0):
         import onnxruntime as ort
+
+        if device == "auto":
+            device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
 
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
@@ -74,12 +77,17 @@ def _check(result, what: str):
 class TensorRTBackend:
     """A serialised TensorRT engine (`model.plan`), run with execute_async_v3.
 
+    `probe_on_open`: backend auto runs one batch through it before choosing it, since a GPU
+    that fails (a CUDA call, out of memory) would otherwise fail every batch.
+
     Device memory through cuda-python's `cuda.bindings.runtime` (no pycuda). Buffers are
     allocated for the engine's largest batch once and reused; each call copies the batch
     in, enqueues, copies the outputs out, and synchronises the stream.
     """
 
-    def __init__(self, plan: str | Path):
+    probe_on_open = True
+
+    def __init__(self, plan: str | Path, device: str = "cuda"):  # `device`: the table's call shape; an engine is on its GPU
         plan = Path(plan)
         try:
             import tensorrt as trt
@@ -171,6 +179,10 @@ def read_plan_facts(plan: Path) -> dict:
     return facts
 
 
+# The backend class of each engine the artefact table names: Class(path, device) → Backend.
+ENGINE_BACKENDS = {"onnxruntime": OnnxRuntimeBackend, "tensorrt": TensorRTBackend}
+
+
 def _compute_capability(cudart) -> str:
     dev = _check(cudart.cudaGetDevice(), "cudaGetDevice")
     props = _check(cudart.cudaGetDeviceProperties(dev), "cudaGetDeviceProperties")
@@ -208,14 +220,10 @@ def open_artifact(path: Path, artifact: Artifact, device: str = "auto", verify: 
         raise UnverifiedModel(why)
     if why is not None:
         say(f"warning: running an unverified model (--allow-unverified): {why.split('; ')[0]}")
-    if artifact.engine == "tensorrt":
-        backend = TensorRTBackend(path)
-    else:
-        if device == "auto":
-            import onnxruntime as ort
-
-            device = "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
-        backend = OnnxRuntimeBackend(path, device)
+    engine = ENGINE_BACKENDS.get(artifact.engine)
+    if engine is None:
+        raise PRPError(f"{path}: no backend runs engine {artifact.engine!r} (known: {', '.join(ENGINE_BACKENDS)})")
+    backend = engine(path, device)
     backend.verified = why is None if verify else None
     backend.precision = artifact.precision
     global engine_starts
@@ -259,7 +267,7 @@ def open_backend(model: str | Path, backend: str = "auto", precision: str | None
             continue
         try:
             chosen = open_artifact(model / row.file, row, device, allow_unverified=allow_unverified, say=say)
-            if row.engine == "tensorrt":  # one batch through it now: a GPU that fails fails here, not on every batch
+            if getattr(chosen, "probe_on_open", False):  # one batch through it now: a GPU that fails fails here, not on every batch
                 chosen.run(np.zeros((getattr(chosen, "min_batch", 1), *chosen.clip_shape), np.float32))
             return chosen
         except UnverifiedModel:

@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 
 from ..errors import PRPError, UsageError
 from ..files import atomic_write
-from ..rundir import newest_export
+from ..paths import newest_export
 from . import backends
 from .backends import check_backend_matches, open_backend
 from .model_info import ModelInfo, read_model_info

@@ -20,7 +20,7 @@ import cattrs
 from ..data.preprocess import Preprocess
 from ..errors import PRPError
 from ..rundir import CONFIG_FILE, read_run_config, read_yaml
-from ..models import EncoderConfig
+from ..models import EncoderConfig, check_input_shape
 
 SCHEMA_VERSION = 2  # 2: data.preprocess holds the preprocessing spec (1 had its fields in data)
 OBJECTIVES = ("dgp", "dp", "gp", "none")
@@ -130,8 +130,7 @@ class TrainConfig:
             raise PRPError(f"rec_rate must be 1, 2 or 4, got {p.rec_rate}")
         if not p.intervals or any(s < 1 for s in p.intervals) or len(set(p.intervals)) != len(p.intervals):
             raise PRPError(f"intervals must be distinct positive integers, got {list(p.intervals)}")
-        if spec.frames % 8 or spec.crop % 16:
-            raise PRPError(f"frames must be a multiple of 8 and crop of 16, got {spec.frames} and {spec.crop}")
+        check_input_shape(spec.frames, spec.crop, self.model.backbone)  # the backbone's registry strides
         if spec.sample_rate != 1:
             raise PRPError(f"preprocess.sample_rate must be 1 in training (PRP draws its own rates), got {spec.sample_rate}")
         if d.workers < 0 or not 0 <= d.max_bad_fraction <= 1:

@@ -1,11 +1,17 @@
+import json
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
 from prp_deploy.models import ActionRecognizer, EncoderConfig, PRPModel, build_encoder, check_input_shape
 from prp_deploy.models.resnet3d import midplanes
 from prp_deploy.errors import PRPError
+from prp_deploy.models.registry import BACKBONES as REGISTRY
 
-BACKBONES = [("c3d", 10), ("r3d", 10), ("r3d", 18), ("r21d", 10), ("r21d", 18)]
+# Every backbone and depth the registry offers (a fixed-depth family once, at 10).
+BACKBONES = [(name, d) for name, b in REGISTRY.items() for d in (b.depths or (10,))]
 
 
 def n_params(m: torch.nn.Module) -> int:
@@ -86,3 +92,40 @@ def test_subtract_clip_mean_is_exactly_the_centred_clip():
 
     x = torch.rand(3, 3, 8, 5, 7)
     torch.testing.assert_close(subtract_clip_mean(x), x - x.mean(2, keepdim=True), atol=1e-6, rtol=0)
+
+
+GOLDEN = Path(__file__).with_name("expected_outputs.json")
+
+
+def _fixed_output(backbone: str) -> torch.Tensor:
+    """conv5 of a seeded, width-0.25 encoder (depth 10) on a fixed input, in eval mode."""
+    torch.manual_seed(0)
+    depth = 10 if REGISTRY[backbone].depths else 0
+    enc = build_encoder(EncoderConfig(backbone, depth, 0.25)).eval()
+    t = torch.arange(3 * 8 * 32 * 32, dtype=torch.float32).reshape(1, 3, 8, 32, 32)
+    x = 0.5 + 0.5 * torch.sin(t / 97.0)  # smooth, deterministic, in [0, 1]
+    with torch.no_grad():
+        return enc(x)
+
+
+@pytest.mark.parametrize("backbone", list(REGISTRY))
+def test_each_registered_backbone_gives_its_stored_output(backbone):
+    """Every backbone in the registry, its conv5 on a fixed input against numbers stored when it
+    was last checked (tests/models/expected_outputs.json): a change to a builder, its strides or
+    its initialisation shows here. A new backbone without stored numbers fails, saying how to add them:
+    PRP_DEPLOY_STORE_GOLDEN=1 pytest tests/models -k stored_output."""
+    out = _fixed_output(backbone)
+    st, ss = REGISTRY[backbone].strides
+    assert out.shape[2:] == (8 // st, 32 // ss, 32 // ss)  # the strides the registry declares
+    stats = {"shape": list(out.shape), "sum": float(out.sum()), "abs_sum": float(out.abs().sum()),
+             "first": [float(v) for v in out.flatten()[:4]], "max": float(out.max())}
+    golden = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
+    if os.environ.get("PRP_DEPLOY_STORE_GOLDEN") == "1":
+        GOLDEN.write_text(json.dumps({**golden, backbone: stats}, indent=1) + "\n")
+        golden[backbone] = stats
+    assert backbone in golden, f"no stored output for {backbone}: PRP_DEPLOY_STORE_GOLDEN=1 pytest tests/models -k stored_output"
+    want = golden[backbone]
+    assert stats["shape"] == want["shape"]
+    for key in ("sum", "abs_sum", "max"):
+        assert stats[key] == pytest.approx(want[key], rel=1e-3, abs=1e-4), key
+    assert stats["first"] == pytest.approx(want["first"], rel=1e-3, abs=1e-4)

@@ -30,7 +30,7 @@ def test_an_export_and_a_run_validate(exported, brightness_model, tmp_path):
     videos = [grey_video(tmp_path / "v" / f"{n}.avi", [(LEVELS["dark"], 20), (LEVELS["bright"], 20)]) for n in ("a", "b")]
     out = tmp_path / "res"
     r = cli("run", *map(str, videos), str(tmp_path / "missing.avi"), "--model", str(brightness_model), "--allow-unverified",
-            "--segments", "--out", str(out), "-q")
+            "--segments", "--out", str(out), "--features", str(out), "-q")
     assert r.returncode == 1 and (out / "summary.json").exists(), r.stderr  # the missing source fails; the others are whole
     validate(json.loads((out / "summary.json").read_text()), "summary", "summary.json")
     rows = [json.loads(l) for l in (out / "sources.jsonl").read_text().splitlines()]
@@ -44,6 +44,10 @@ def test_an_export_and_a_run_validate(exported, brightness_model, tmp_path):
         validate(w, "window", "a.jsonl")
     for s in segments:
         validate(s, "segment", "a.segments.jsonl")
+    index = [json.loads(l) for l in (out / "a.features.jsonl").read_text().splitlines()]
+    assert len(index) == len(windows)
+    for row in index:
+        validate(row, "feature_row", "a.features.jsonl")
 
 
 @pytest.mark.parametrize("change,field", [

@@ -21,7 +21,7 @@ def test_unknown_keys_and_bad_values_are_named(tmp_path):
     f.write_text("pretrain: {objectiv: dp}\n")
     with pytest.raises(PRPError, match=r"c\.yaml: pretrain: unknown key 'objectiv'"):
         build_config(None, f, {})
-    with pytest.raises(PRPError, match="frames must be a multiple of 8"):
+    with pytest.raises(PRPError, match="clip length must be a multiple of 8"):
         build_config("tiny", None, {"data": {"preprocess": {"frames": 12}}})
     f.write_text("schema_version: 9\n")
     with pytest.raises(PRPError, match="schema_version 9"):
