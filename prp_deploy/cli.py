@@ -286,9 +286,6 @@ def bench_cmd(model, backbone, depth, width, frames, crop, backends, batches, it
     """Backends side by side (clips/s, latency), GFLOP/s against this machine's matmul peak, and pipeline efficiency."""
     import tempfile
 
-    from .runtime.bench import bench, format_bench
-    from .runtime.run import find_model
-
     if backbone is not None and model is not None:
         raise PRPError("give --model or --backbone, not both")
     # A random-init export lives in a temp folder for the length of the bench only (it is
@@ -300,10 +297,13 @@ def bench_cmd(model, backbone, depth, width, frames, crop, backends, batches, it
             model = export_random(backbone, int(depth), width, frames, crop, out=Path(scratch), say=_say)
             # Random weights: a speed measurement, with no accuracy to verify (INT8 parity may fail on them).
             allow_unverified = True
-        _bench(model, backends, batches, iters, video, streams, json_out, bench, format_bench, find_model, allow_unverified)
+        _bench(model, backends, batches, iters, video, streams, json_out, allow_unverified)
 
 
-def _bench(model, backends, batches, iters, video, streams, json_out, bench, format_bench, find_model, allow_unverified):
+def _bench(model, backends, batches, iters, video, streams, json_out, allow_unverified):
+    from .runtime.bench import bench, format_bench
+    from .runtime.run import find_model
+
     model_dir = find_model(model, _say)
     wanted = list(backends)
 

@@ -56,9 +56,11 @@ def build_encoder(cfg: EncoderConfig) -> "nn.Module":
     return encoder
 
 
-def check_input_shape(frames: int, crop: int, backbone: str = "r21d") -> None:
+def check_input_shape(frames: int, crop: int, backbone: str) -> None:
     """The encoder divides T and H, W by its registry strides, and the decoder multiplies them back."""
-    st, ss = BACKBONES[backbone].strides if backbone in BACKBONES else (8, 16)
+    if backbone not in BACKBONES:
+        raise PRPError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
+    st, ss = BACKBONES[backbone].strides
     if frames % st or crop % ss:
         raise PRPError(f"{backbone}: clip length must be a multiple of {st} and crop a multiple of {ss}, got {frames} frames, crop {crop}")
 

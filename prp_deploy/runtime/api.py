@@ -59,8 +59,8 @@ class Recognizer:
         model = find_model(model, lambda s: None)
         self.model = Path(model)
         self.info = read_model_info(model)
-        self.backend = open_backend(model, backend, precision, allow_unverified=allow_unverified,
-                                    say=lambda s: print(s, file=sys.stderr) if s.startswith("warning") else None)
+        # What the choice says (an artefact passed over, a warning for an unverified one) goes to stderr, as in `run`.
+        self.backend = open_backend(model, backend, precision, allow_unverified=allow_unverified, say=lambda s: print(s, file=sys.stderr))
         check_backend_matches(self.backend, self.info)
 
     @property

@@ -259,21 +259,17 @@ def open_backend(model: str | Path, backend: str = "auto", precision: str | None
         return open_artifact(model / rows[0].file, rows[0], device, allow_unverified=allow_unverified, say=say)
     refused: list[str] = []
     for row in rows:
-        why = verdict(model / row.file)
-        if why is not None and not allow_unverified:
-            refused.append(why)
-            if row is not rows[-1]:
-                say(f"passing over {row.file}: {why.split('; ')[0].split(': ', 1)[1]}")
-            continue
         try:
             chosen = open_artifact(model / row.file, row, device, allow_unverified=allow_unverified, say=say)
             if getattr(chosen, "probe_on_open", False):  # one batch through it now: a GPU that fails fails here, not on every batch
                 chosen.run(np.zeros((getattr(chosen, "min_batch", 1), *chosen.clip_shape), np.float32))
             return chosen
-        except UnverifiedModel:
-            raise
+        except UnverifiedModel as e:  # parity did not pass it: the next row that it did
+            refused.append(str(e))
+            if row is not rows[-1]:
+                say(f"passing over {row.file}: {str(e).split('; ')[0].split(': ', 1)[1]}")
         except PRPError:
             if row is rows[-1]:
                 raise
-            continue  # e.g. no TensorRT here, an engine built for another GPU, a CUDA call that fails: the next row
+            # e.g. no TensorRT here, an engine built for another GPU, a CUDA call that fails: the next row
     raise UnverifiedModel(refused[0] if len(refused) == 1 else f"{refused[-1]} (and no other artefact of {model} passed parity)")

@@ -154,15 +154,14 @@ def format_bench(r: dict) -> str:
     g = r["gflops_per_clip"]
     peak = (f"float32 matmul peak here {r['matmul_peak_gflop_per_s']:.0f} GFLOP/s ('of peak' is against it: "
             "INT8 and FP16 rows can pass 100 %)")
-    lines = [f"model {r['model']}: clip {r['input']}, {g:.2f} GFLOP per clip (FP32 count); {peak}" if g
-             else f"model {r['model']}: clip {r['input']}; {peak}",
-             ""]
     # Speed relative to one backend at the same batch, measured in the same run: torch when it
     # ran, else the first backend (model.onnx, FP32, where it is asked for).
     names = [row["backend"] for row in r["rows"]]
     base = "torch" if "torch" in names else (names[0] if names else "")
-    lines[-1] = (f"{'backend':18s} {'batch':>5s} {'clips/s':>9s} {'p50 ms':>8s} {'p95 ms':>8s} {'GFLOP/s':>9s} {'of peak':>8s} "
-                 f"{'x ' + base[:14]:>16s}")
+    lines = [f"model {r['model']}: clip {r['input']}, {g:.2f} GFLOP per clip (FP32 count); {peak}" if g
+             else f"model {r['model']}: clip {r['input']}; {peak}",
+             f"{'backend':18s} {'batch':>5s} {'clips/s':>9s} {'p50 ms':>8s} {'p95 ms':>8s} {'GFLOP/s':>9s} {'of peak':>8s} "
+             f"{'x ' + base[:14]:>16s}"]
     base_rate = {row["batch"]: row["clips_per_s"] for row in r["rows"] if row["backend"] == base}
     for row in r["rows"]:
         rel = f"{row['clips_per_s'] / base_rate[row['batch']]:16.2f}" if row["batch"] in base_rate else f"{'-':>16s}"

@@ -113,38 +113,39 @@ def plan_outputs(sources: list[str], stems: list[str], many: bool, out: Path | N
         if Path(s).exists():
             taken[_key(Path(s))] = f"the source video {s}"
 
-    def holder(path: Path, mine: dict[str, str]) -> str | None:
-        """Who already writes (or owns) `path`; None: it is free."""
-        return taken.get(_key(path)) or mine.get(_key(path))
-
     plan = OutputPlan(many, {}, {})
     if many and out is not None:
         plan.log, plan.summary = Path(out) / SOURCE_LOG, Path(out) / SUMMARY
         for role, path in (("log", plan.log), ("summary", plan.summary)):
             taken[_key(path)] = _flag(role, path)
     for source, stem in zip(sources, stems):
-        for attempt in range(1, 1000):
-            name = stem if attempt == 1 else f"{stem}-{attempt}"
+        name, number = stem, 1
+        while True:
             files = folder_files(name, out, features, overlay, segments) if many else single_files(out, features, overlay, segments)
-            mine: dict[str, str] = {}
-            clash = None
-            for role, path in files.items():
-                other = holder(path, mine)
-                if other is not None:
-                    clash = (other, _flag(role, path))
-                    break
-                mine[_key(path)] = _flag(role, path)
+            clash = _first_clash(files, taken)
             if clash is None:
                 break
             # One source: the user's own names clashed. Several: our stems clashed (with each
             # other, a source, or the run's logs), so the next number; the model's files never move.
             if not many or clash[0].startswith("the model's"):
                 raise UsageError(f"{clash[1]} and {clash[0]} are the same file: give one of them another name")
-        else:  # pragma: no cover - a thousand numbered stems all taken
-            raise UsageError(f"cannot find a free output name for {source} in {out}")
-        taken.update(mine)
+            number += 1
+            name = f"{stem}-{number}"
+        taken.update({_key(path): _flag(role, path) for role, path in files.items()})
         plan.files[source], plan.stems[source] = files, name
     return plan
+
+
+def _first_clash(files: SourceFiles, taken: dict[str, str]) -> tuple[str, str] | None:
+    """(who already has it, the flag of ours) for the first of `files` that is taken, or that
+    another of `files` also names; None when all are free."""
+    mine: dict[str, str] = {}
+    for role, path in files.items():
+        other = taken.get(_key(path)) or mine.get(_key(path))
+        if other is not None:
+            return other, _flag(role, path)
+        mine[_key(path)] = _flag(role, path)
+    return None
 
 
 __all__ = ["OutputPlan", "SourceFiles", "features_index", "names_folder", "plan_outputs"]

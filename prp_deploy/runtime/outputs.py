@@ -14,6 +14,7 @@ leaves valid files up to its last batch.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -155,13 +156,23 @@ def draw_label(frame: np.ndarray, text: str, bottom_reserved: int = 0) -> tuple[
     follows the frame's height, shrinks to fit its width, and a label that still does not
     fit loses letters before its score. Returns the text's box (x0, y0, x1, y1)."""
     h, w = frame.shape[:2]
+    text, scale, thickness, margin, (tw, th, base) = _fit_label(text, w, h, bottom_reserved)
+    org = (margin, margin + th)
+    cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.putText(frame, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return margin, margin, margin + tw, margin + th + base
+
+
+@functools.lru_cache(maxsize=256)
+def _fit_label(text: str, w: int, h: int, bottom_reserved: int):
+    """(text as drawn, font scale, thickness, margin, (width, height, baseline)): the same for
+    every frame until the label changes, so it is worked out once, not per frame."""
     margin = max(1, min(w, h) // 40)
-    font = cv2.FONT_HERSHEY_SIMPLEX
     scale = max(0.3, h / 480) * 0.7
     thickness = max(1, round(scale * 1.5))
 
     def size(t: str, sc: float) -> tuple[int, int, int]:
-        (tw, th), base = cv2.getTextSize(t, font, sc, thickness + 2)
+        (tw, th), base = cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, sc, thickness + 2)
         return tw, th, base
 
     tw, th, base = size(text, scale)
@@ -175,10 +186,7 @@ def draw_label(frame: np.ndarray, text: str, bottom_reserved: int = 0) -> tuple[
         label = label[:-1]
         text = f"{label}. {score}"
         tw, th, base = size(text, scale)
-    org = (margin, margin + th)
-    cv2.putText(frame, text, org, font, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
-    cv2.putText(frame, text, org, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return margin, margin, margin + tw, margin + th + base
+    return text, scale, thickness, margin, (tw, th, base)
 
 
 def _colour(label: str) -> tuple[int, int, int]:

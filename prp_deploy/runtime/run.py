@@ -87,26 +87,27 @@ def stream_many(sources: list[str], info: ModelInfo, backend, opts: RunOptions, 
     """Every window record of every source, as they come; a failed source goes to `failed` (default: ignored).
     `arrays`: each record also carries its numpy `features` (D,) and `probs` (classes,) (the Python API).
     Closing the generator (or dropping it) stops and joins the readers."""
-    events = schedule([Source(s) for s in sources], info, backend, opts, max_open, say=say)
-    with closing(events):
-        for ev in events:
-            if ev.kind == "windows":
-                yield from (with_arrays(ev) if arrays else ev.records)
-            elif ev.kind == "close" and ev.source.status == "failed" and failed is not None:
-                failed(ev.source)
+    yield from _records(schedule([Source(s) for s in sources], info, backend, opts, max_open, say=say), arrays, failed)
 
 
 def stream_records(source: str, info: ModelInfo, backend, opts: RunOptions, stats: StreamStats | None = None,
                    say: Callable[[str], None] = lambda s: None, arrays: bool = False) -> Iterator[dict]:
     """One source's window records; raises StreamError (after its records) if it fails."""
     src = Source(str(source), stats=stats or StreamStats())
-    events = schedule([src], info, backend, opts, 1, say=say)
+    yield from _records(schedule([src], info, backend, opts, 1, say=say), arrays)
+    if src.status == "failed":
+        raise StreamError(src.error)
+
+
+def _records(events, arrays: bool, failed: Callable[[Source], None] | None = None) -> Iterator[dict]:
+    """The window records of scheduler events; a failed source goes to `failed`. Closing this
+    generator closes the scheduler's, which stops and joins its readers."""
     with closing(events):
         for ev in events:
             if ev.kind == "windows":
                 yield from (with_arrays(ev) if arrays else ev.records)
-    if src.status == "failed":
-        raise StreamError(src.error)
+            elif ev.kind == "close" and ev.source.status == "failed" and failed is not None:
+                failed(ev.source)
 
 
 def with_arrays(ev) -> list[dict]:
@@ -211,7 +212,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
         for p in (o.out, o.features, o.overlay):
             if p is not None:
                 Path(p).mkdir(parents=True, exist_ok=True)
-    todo = [Source(n, plan.stems.get(n, "")) for n in todo_names]
+    todo = [Source(n, plan.stems[n]) for n in todo_names]
     if skip:
         say(f"--skip-done: {len(names) - len(todo)} of {len(names)} sources finished before, {len(todo)} to run")
     fmt = o.format if o.format != "auto" else ("text" if sys.stdout.isatty() else "jsonl")

@@ -71,7 +71,7 @@ def test_bad_configs_are_user_errors():
     with pytest.raises(PRPError, match="r3d depth must be one of 10, 18"):
         build_encoder(EncoderConfig("r3d", 34))
     with pytest.raises(PRPError, match="multiple of 8"):
-        check_input_shape(12, 112)
+        check_input_shape(12, 112, "r21d")
 
 
 @pytest.mark.parametrize("backbone", ["c3d", "r3d", "r21d"])

@@ -18,7 +18,7 @@ class _Clips(torch.utils.data.Dataset):
         return {"clip": torch.full((1, 2, 2, 2), float(i))}
 
     def set_epoch(self, epoch):
-        pass
+        pass  # the loop's per-epoch hook: a fixed toy set has nothing to redraw
 
 
 def _stage(tmp_path, scripted: list[dict], select: str, mode: str) -> Stage:
