@@ -67,3 +67,18 @@ def shared_clips(sub: str) -> Path:
             pytest.fail(f"{folder} is missing: CI must have ../shared beside the clone")
         pytest.skip(f"{folder} not present (real clips live in ../shared/data/clips)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """A real export folder (a tiny R3D trained 150 steps) of 3 synthetic classes; its videos in
+    `exported.parent.parent / "data"` (runtime and library tests)."""
+    from prp_deploy.data.synth import SynthSpec, write_synthetic
+    from prp_deploy.export.pipeline import ExportOptions, export
+    from tests.runs import make_run
+
+    root = tmp_path_factory.mktemp("rt")
+    data = write_synthetic(root / "data", SynthSpec(classes=3, groups=3, clips_per_group=2, width=64, height=48, min_frames=20, max_frames=30))
+    run = make_run(root / "run", data, "r3d", seed=3)
+    export(run, ExportOptions(parity_clips=12), say=lambda s: None)
+    return run / "export"

@@ -8,7 +8,8 @@ MODULES = ["prp_deploy", "prp_deploy.data.preprocess", "prp_deploy.data.video", 
            "prp_deploy.data.tasks", "prp_deploy.cli", "prp_deploy.runtime.backends", "prp_deploy.runtime.model_info",
            "prp_deploy.runtime.sources", "prp_deploy.runtime.stream", "prp_deploy.runtime.outputs", "prp_deploy.runtime.run",
            "prp_deploy.runtime.api", "prp_deploy.runtime.bench", "prp_deploy.runtime.artifacts", "prp_deploy.rundir", "prp_deploy.files",
-           "prp_deploy.models", "prp_deploy.models.registry", "prp_deploy.data.commands"]
+           "prp_deploy.models", "prp_deploy.models.registry", "prp_deploy.data.commands", "prp_deploy.library",
+           "prp_deploy.library.page", "prp_deploy.library.cluster"]
 
 
 def test_light_modules_import_without_torch():
@@ -23,8 +24,8 @@ def test_runtime_sources_never_import_torch():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "prp_deploy"
-    # The runtime, and the torch-free modules it uses (the newest export is found in paths.py).
-    for f in [*(root / "runtime").rglob("*.py"), root / "paths.py", root / "files.py", root / "errors.py", *(root / "contracts").rglob("*.py")]:
+    # The runtime and the video library on it, and the torch-free modules they use (the newest export is found in paths.py).
+    for f in [*(root / "runtime").rglob("*.py"), *(root / "library").rglob("*.py"), root / "paths.py", root / "files.py", root / "errors.py", *(root / "contracts").rglob("*.py")]:
         text = f.read_text()
         assert not re.search(r"^\s*(import torch|from torch)", text, re.M), f
         assert not re.search(r"^\s*from \.\.(training|models|export)", text, re.M), f

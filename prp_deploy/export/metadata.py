@@ -37,6 +37,9 @@ def model_metadata(model: LoadedModel, feature_dim: int) -> dict:
         "config_hash": state.get("config_hash"),
         "source": {"checkpoint": str(model.checkpoint), "stage": state.get("stage"), "epoch": state.get("epoch")},
         "versions": versions(),
+        # conv5's channels: the features output is (C, T', H', W') flattened, which the video
+        # library pools per channel into its C-dimensional vector.
+        "feature_channels": int(model.module.encoder.out_channels),
     })
 
 

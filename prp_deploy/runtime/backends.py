@@ -210,11 +210,12 @@ def check_backend_matches(backend, info) -> None:
 
 
 def open_artifact(path: Path, artifact: Artifact, device: str = "auto", verify: bool = True, allow_unverified: bool = False,
-                  say=lambda s: None) -> Backend:
+                  say=lambda s: None, threads: int = 0) -> Backend:
     """The backend class of `artifact`'s engine on `path`. ONNX Runtime takes CUDA when its
     CUDA provider is here (device auto), else the CPU. `verify`: serve only a file parity
     passed (export itself opens new files before it judges them); `allow_unverified` opens
-    one anyway, says why once, and marks the backend `verified = False`."""
+    one anyway, says why once, and marks the backend `verified = False`. `threads`: ONNX
+    Runtime's intra-op threads (0: its default, every core), for a worker given a share of a machine."""
     why = verdict(Path(path)) if verify else None
     if why is not None and not allow_unverified:
         raise UnverifiedModel(why)
@@ -223,7 +224,7 @@ def open_artifact(path: Path, artifact: Artifact, device: str = "auto", verify: 
     engine = ENGINE_BACKENDS.get(artifact.engine)
     if engine is None:
         raise PRPError(f"{path}: no backend runs engine {artifact.engine!r} (known: {', '.join(ENGINE_BACKENDS)})")
-    backend = engine(path, device)
+    backend = engine(path, device, threads) if threads and artifact.engine == "onnxruntime" else engine(path, device)
     backend.verified = why is None if verify else None
     backend.precision = artifact.precision
     global engine_starts
@@ -235,7 +236,7 @@ engine_starts = 0  # engines constructed in this process (summary.json reports a
 
 
 def open_backend(model: str | Path, backend: str = "auto", precision: str | None = None, allow_unverified: bool = False,
-                 say=lambda s: None) -> Backend:
+                 say=lambda s: None, threads: int = 0) -> Backend:
     """A backend for `model` (an export folder, or one model file) from the artefact table:
     backend auto tries its rows in order (the TensorRT engine, then ONNX Runtime) and passes
     over one that cannot run here or that parity did not pass (saying so); a named backend
@@ -253,14 +254,14 @@ def open_backend(model: str | Path, backend: str = "auto", precision: str | None
         row = for_path(model)
         if backend not in ("auto", row.engine):  # one file is what it is: its precision is not chosen here
             raise PRPError(f"{model}: is a {row.engine} model, not one for backend {backend}")
-        return open_artifact(model, row, device, allow_unverified=allow_unverified, say=say)
+        return open_artifact(model, row, device, allow_unverified=allow_unverified, say=say, threads=threads)
     rows = choose(model, backend, precision)
     if backend != "auto":
-        return open_artifact(model / rows[0].file, rows[0], device, allow_unverified=allow_unverified, say=say)
+        return open_artifact(model / rows[0].file, rows[0], device, allow_unverified=allow_unverified, say=say, threads=threads)
     refused: list[str] = []
     for row in rows:
         try:
-            chosen = open_artifact(model / row.file, row, device, allow_unverified=allow_unverified, say=say)
+            chosen = open_artifact(model / row.file, row, device, allow_unverified=allow_unverified, say=say, threads=threads)
             if getattr(chosen, "probe_on_open", False):  # one batch through it now: a GPU that fails fails here, not on every batch
                 chosen.run(np.zeros((getattr(chosen, "min_batch", 1), *chosen.clip_shape), np.float32))
             return chosen

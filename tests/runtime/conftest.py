@@ -9,21 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from prp_deploy.data.synth import SynthSpec, write_synthetic
-from prp_deploy.export.pipeline import ExportOptions, export
-from tests.runs import make_run
 
 LEVELS = {"dark": 30, "mid": 130, "bright": 230}  # grey levels of the brightness model's classes
-
-
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory):
-    """A real export folder (2 training steps) of a tiny R3D on the synthetic classes."""
-    root = tmp_path_factory.mktemp("rt")
-    data = write_synthetic(root / "data", SynthSpec(classes=3, groups=3, clips_per_group=2, width=64, height=48, min_frames=20, max_frames=30))
-    run = make_run(root / "run", data, "r3d", seed=3)
-    export(run, ExportOptions(parity_clips=12), say=lambda s: None)
-    return run / "export"
 
 
 @pytest.fixture(scope="session")
