@@ -88,12 +88,15 @@ class EmbedWorker:
     def __call__(self, batch: dict) -> dict:
         keys = [SourceKey(s, _opt(z), _opt(m), h or None) for s, z, m, h in
                 zip(batch["source"], batch["size"], batch["mtime_ns"], batch["sha256"])]
-        results = {r.key.source: r for r in embed_sources(keys, self.info, self.backend, self.opts, max_open=len(keys))}
+        results = {r.key.source: r for r in embed_sources(keys, self.info, self.backend, self.opts, max_open=min(4, len(keys)))}
         return {"source": np.array([k.source for k in keys], dtype=object),
                 "result": np.array([pickle.dumps(results[k.source]) for k in keys], dtype=object)}
 
     def __del__(self):
         shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)
+
+
+SOURCES_PER_TASK = 8
 
 
 def _opt(v) -> int | None:
@@ -119,13 +122,15 @@ def embed_on_ray(todo: list[SourceKey], model: Path, info: ModelInfo, run_opts: 
         export = ray.put(export_files(Path(model)))
         items = [{"source": k.source, "size": -1 if k.size is None else k.size, "mtime_ns": -1 if k.mtime_ns is None else k.mtime_ns,
                   "sha256": k.sha256 or ""} for k in todo]
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // SOURCES_PER_TASK)))
         out = ds.map_batches(
             EmbedWorker,
             fn_constructor_kwargs={"export": export, "backend": opts.backend, "precision": opts.precision,
                                    "allow_unverified": opts.allow_unverified, "run_options": asdict(run_opts),
                                    "threads": max(1, int(opts.cpus_per_actor))},
-            batch_size=1,  # a source a task: a killed actor costs one source's work, and sources balance across actors
+            # A few sources a task: their windows share engine batches (one source's alone leave
+            # them part-empty) and Ray's per-task cost is spread; a killed actor redoes at most these.
+            batch_size=SOURCES_PER_TASK,
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=opts.cpus_per_actor, num_gpus=opts.gpus_per_actor or None,
             batch_format="numpy",
