@@ -334,7 +334,7 @@ def _bench(model, backends, batches, iters, video, streams, json_out, allow_unve
               help="Sources per Parquet part: what an interrupted job can lose.")
 @click.option("--index", "index_kind", type=click.Choice(["auto", "exact", "ivf"]), default="auto", show_default=True,
               help="FAISS index: auto = exact below 100,000 vectors, IVF above.")
-@click.option("--nprobe", type=click.IntRange(1), default=None, help="IVF cells scanned a query (default: a sixteenth of them).")
+@click.option("--nprobe", type=click.IntRange(1), default=None, help="IVF cells scanned a query (default: those holding about 25,000 vectors).")
 @click.option("--ray", "ray_address", default=None, metavar="ADDRESS|local",
               help="Run on a Ray cluster: 'local' starts one here, else its address (auto, or HOST:PORT).")
 @click.option("--actors", type=click.IntRange(1), default=None, help="Ray: engines (actors) at once (default: the cluster's CPUs / --cpus-per-actor).")
@@ -397,3 +397,34 @@ def search_cmd(query, library, topk, by, where, include_self, fmt, html_page):
     if html_page is not None:
         write_page(html_page, lib, query, hits, by)
         _say(f"wrote {html_page}")
+
+
+@main.command("explain")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="Export folder or run folder (its export; default: the newest export).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="The maps as a video (.mp4): every frame of the chosen windows.")
+@click.option("--png", type=click.Path(path_type=Path), default=None, help="A grid of frames (.png): two per chosen window.")
+@click.option("--windows", type=CommaList(int), default=None, help="Window numbers (windows tile the video; default: 4 spread over it).")
+@click.option("--allow-unverified", is_flag=True, help="Use a model_explain.onnx that parity did not pass.")
+def explain_cmd(video, model, out, png, windows, allow_unverified):
+    """Where the model looks in VIDEO: per window, conv5's activation map, the predicted class's
+    activation map (a recognizer) and the clip's motion-attention map, as heat maps. Torch-free."""
+    from .runtime.explain import explain_video, open_explainer, write_grid, write_video
+    from .runtime.run import find_model
+
+    if out is None and png is None:
+        raise UsageError("say where the maps go: --out maps.mp4 and/or --png grid.png")
+    model = find_model(model, _say)
+    if model.is_dir() and not (model / "model.json").exists() and (model / "export").is_dir():
+        model = model / "export"  # a run folder: its export
+    info, backend = open_explainer(model, allow_unverified, _say)
+    maps = explain_video(video, info, backend, list(windows) if windows else None)
+    for w in maps:
+        what = f"{w.label} {w.score:.2f}" if w.label else "features"
+        _say(f"window {w.window} (frames {w.start_frame}-{w.start_frame + len(w.frames) - 1}): {what}")
+    if png is not None:
+        write_grid(maps, png)
+        _say(f"wrote {png}")
+    if out is not None:
+        write_video(maps, out, info.train_fps)
+        _say(f"wrote {out}")

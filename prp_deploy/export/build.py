@@ -26,12 +26,14 @@ class BuildInputs:
 
 def builders() -> dict[str, Callable[[Artifact, BuildInputs], dict]]:
     """Each artefact row's builder, by row name: f(artifact, BuildInputs) → facts of the build."""
+    from .explain_graph import build_explain
     from .int8 import build_int8, build_int8_symmetric
     from .onnx_export import build_fp16, build_fp32
     from .tensorrt_build import build, build_int8 as build_tensorrt_int8
 
     return {"onnxruntime": build_fp32, "onnxruntime-fp16": build_fp16, "onnxruntime-int8": build_int8,
-            "onnxruntime-int8-symmetric": build_int8_symmetric, "tensorrt": build, "tensorrt-int8": build_tensorrt_int8, **EXTRA_BUILDERS}
+            "onnxruntime-int8-symmetric": build_int8_symmetric, "tensorrt": build, "tensorrt-int8": build_tensorrt_int8,
+            "onnxruntime-explain": build_explain, **EXTRA_BUILDERS}
 
 
 EXTRA_BUILDERS: dict[str, Callable] = {}  # builders of rows added at run time (a plug-in, a test's toy row)

@@ -26,10 +26,11 @@ import numpy as np
 from ..errors import PRPError
 from ..files import atomic_write
 from ..rundir import MODEL_INFO_FILE, newest_run
-from ..runtime.artifacts import ARTIFACTS, sha256
+from ..runtime.artifacts import ARTIFACTS, EXPLAIN_ROW, sha256
 from ..runtime.backends import open_artifact
 from ..runtime.model_info import parse_model_info
 from .build import BuildInputs, build_order, builder, wanted_rows
+from .explain_graph import explain_outputs, explain_reference
 from .int8 import Calibration, Int8Options
 from .metadata import gflops_per_clip, model_metadata, preprocess_of
 from .parity import INT8_RULES, MIN_JUDGED, Check, ParityReport, compare
@@ -195,11 +196,16 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
             say(f"export: {a.file} cannot be opened here, not checked: {e}")
             continue
         checked.append(a.file)
-        for inputs, reference in (("real", ref), ("random", ref_random)):
+        references, outputs = (("real", ref), ("random", ref_random)), model.outputs
+        if a.name == EXPLAIN_ROW:  # its maps too, against the PyTorch model's own
+            explain_ref = explain_reference(model)
+            references = (("real", explain_ref.run(clips)), ("random", explain_ref.run(random) if opts.random_clips else {}))
+            outputs = explain_outputs(model)
+        for inputs, reference in references:
             if not reference:
                 continue
             got = run_batched(backend, clips if inputs == "real" else random)
-            for output in model.outputs:
+            for output in outputs:
                 c = compare(reference[output], got.get(output, np.empty(0)), output, a.parity, opts.atol, opts.rtol,
                             min_judged=MIN_JUDGED if inputs == "real" else 0,  # random tensors: reported, never judged
                             artifact=a.file, backend=backend.name, inputs=inputs)

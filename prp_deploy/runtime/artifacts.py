@@ -41,7 +41,11 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
     # source, judged by parity like the rest; slower than UINT8 in ONNX Runtime's CPU kernels.
     Artifact("onnxruntime-int8-symmetric", "model_int8_symmetric.onnx", "int8", "onnxruntime", False, "int8", None, "onnxruntime", False,
              ("trt", "int8")),
+    # The model with its activation and class activation maps as extra outputs (`prp-deploy
+    # explain`); never served by run, last so that no choice of engine or precision finds it first.
+    Artifact("onnxruntime-explain", "model_explain.onnx", "fp32", "onnxruntime", False, "fp32", None, None, False, ()),
 )}
+EXPLAIN_ROW = "onnxruntime-explain"
 ENGINES = tuple(dict.fromkeys(a.engine for a in ARTIFACTS.values()))
 PRECISIONS = tuple(dict.fromkeys(a.precision for a in ARTIFACTS.values()))
 

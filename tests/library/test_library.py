@@ -19,7 +19,7 @@ pytest.importorskip("faiss")
 from prp_deploy import Recognizer  # noqa: E402
 from prp_deploy.errors import PRPError, UsageError  # noqa: E402
 from prp_deploy.library import IndexOptions, Library  # noqa: E402
-from prp_deploy.library.index import EXACT_BELOW, build_index, plan_index, search_index  # noqa: E402
+from prp_deploy.library.index import EXACT_BELOW, SCAN_BUDGET, build_index, plan_index, search_index  # noqa: E402
 from tests.library.conftest import assert_same_library, videos_of  # noqa: E402
 
 CLI = [sys.executable, "-m", "prp_deploy"]
@@ -196,7 +196,8 @@ def test_index_kind_exact_below_the_threshold_and_ivf_above():
     """auto: exact under EXACT_BELOW vectors, IVF above (√n cells); IVF probing every cell is exact search."""
     assert plan_index(EXACT_BELOW - 1).kind == "exact"
     plan = plan_index(EXACT_BELOW)
-    assert plan.kind == "ivf" and plan.nlist == int(EXACT_BELOW ** 0.5) and plan.nprobe == plan.nlist // 16
+    assert plan.kind == "ivf" and plan.nlist == int(EXACT_BELOW ** 0.5) and plan.nprobe == -(-plan.nlist * SCAN_BUDGET // EXACT_BELOW)
+    assert plan_index(10**6).nprobe == 25  # the cells of about SCAN_BUDGET vectors: fewer of them as the index grows
     with pytest.raises(UsageError):
         plan_index(10, "hnsw")
     rng = np.random.default_rng(0)
