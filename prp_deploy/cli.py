@@ -340,10 +340,12 @@ def _bench(model, backends, batches, iters, video, streams, json_out, allow_unve
 @click.option("--actors", type=click.IntRange(1), default=None, help="Ray: engines (actors) at once (default: the cluster's CPUs / --cpus-per-actor).")
 @click.option("--cpus-per-actor", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
 @click.option("--gpus-per-actor", type=click.FloatRange(0), default=0.0, show_default=True)
+@click.option("--sources-per-task", type=click.IntRange(1), default=8, show_default=True,
+              help="Ray: sources a task embeds (they share engine batches; an actor that dies redoes at most these).")
 @click.option("--allow-unverified", is_flag=True, help="Use a model file that parity did not pass.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def index_cmd(sources, library, model, backend, precision, stride, batch, topk, max_open, commit_every, index_kind, nprobe, ray_address,
-              actors, cpus_per_actor, gpus_per_actor, allow_unverified, quiet):
+              actors, cpus_per_actor, gpus_per_actor, sources_per_task, allow_unverified, quiet):
     """Embed SOURCES (files, folders, globs, @LIST.txt, URLs) into the video library --out: a row per
     window and per video in Parquet, and FAISS indexes. Run again with more sources: only the new
     ones are embedded. Exit 1 when a source failed (it is recorded with its reason)."""
@@ -353,6 +355,7 @@ def index_cmd(sources, library, model, backend, precision, stride, batch, topk, 
     opts = IndexOptions(backend=backend, precision=precision, allow_unverified=allow_unverified, stride=stride, batch=batch, topk=topk,
                         max_open=max_open or DEFAULT_MAX_OPEN, commit_every=commit_every, index=index_kind, nprobe=nprobe,
                         ray=ray_address, actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
+                        sources_per_task=sources_per_task,
                         progress=not quiet and sys.stderr.isatty())
     lib = Library(library)
     report = lib.add(list(sources), model, opts, say=_say)
@@ -428,3 +431,17 @@ def explain_cmd(video, model, out, png, windows, allow_unverified):
     if out is not None:
         write_video(maps, out, info.train_fps)
         _say(f"wrote {out}")
+
+
+@main.command("report")
+@click.argument("run", type=click.Path(path_type=Path), required=False)
+def report_cmd(run):
+    """Write RUN/report.html (default: the newest run): one self-contained page of the run's results,
+    curves, confusion matrices, retrieval examples, explain maps, parity and bench."""
+    from .paths import newest_run
+    from .reports.html import write_report
+
+    run = run or newest_run()
+    if not Path(run).is_dir():
+        raise PRPError(f"{run}: no such run folder")
+    _say(f"wrote {write_report(run, _say)}")

@@ -82,3 +82,17 @@ def exported(tmp_path_factory):
     run = make_run(root / "run", data, "r3d", seed=3)
     export(run, ExportOptions(parity_clips=12), say=lambda s: None)
     return run / "export"
+
+
+@pytest.fixture(scope="session")
+def library(exported, tmp_path_factory):
+    """A video library (tests/library) of the `exported` model's videos, made in one go."""
+    pytest.importorskip("pyarrow")
+    pytest.importorskip("faiss")
+    from prp_deploy.library import Library
+
+    lib = Library(tmp_path_factory.mktemp("lib") / "lib")
+    videos = sorted((exported.parent.parent / "data" / "UCF-101").rglob("*.avi"))
+    report = lib.add([str(p) for p in videos], exported, say=lambda s: None)
+    assert report.added == len(videos) and not report.failed
+    return lib

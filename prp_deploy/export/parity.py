@@ -86,6 +86,7 @@ def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol:
         stats["p5_cosine"] = float(np.percentile(cos, 5))
         stats["mean_cosine"] = float(cos.mean())
         stats["spread_ratio"] = float(out.std(0).mean() / max(ref.std(0).mean(), 1e-30)) if len(ref) > 1 else 1.0
+        stats["cosines"] = [round(float(c), 7) for c in cos]  # per clip: the report's histogram
     if output == "logits":
         top_ref, top_out = np.argsort(-ref, 1), np.argsort(-out, 1)
         k = min(5, ref.shape[1])

@@ -96,9 +96,6 @@ class EmbedWorker:
         shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)
 
 
-SOURCES_PER_TASK = 8
-
-
 def _opt(v) -> int | None:
     return None if v is None or int(v) < 0 else int(v)
 
@@ -122,7 +119,7 @@ def embed_on_ray(todo: list[SourceKey], model: Path, info: ModelInfo, run_opts: 
         export = ray.put(export_files(Path(model)))
         items = [{"source": k.source, "size": -1 if k.size is None else k.size, "mtime_ns": -1 if k.mtime_ns is None else k.mtime_ns,
                   "sha256": k.sha256 or ""} for k in todo]
-        ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // SOURCES_PER_TASK)))
+        ds = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // opts.sources_per_task)))
         out = ds.map_batches(
             EmbedWorker,
             fn_constructor_kwargs={"export": export, "backend": opts.backend, "precision": opts.precision,
@@ -130,7 +127,7 @@ def embed_on_ray(todo: list[SourceKey], model: Path, info: ModelInfo, run_opts: 
                                    "threads": max(1, int(opts.cpus_per_actor))},
             # A few sources a task: their windows share engine batches (one source's alone leave
             # them part-empty) and Ray's per-task cost is spread; a killed actor redoes at most these.
-            batch_size=SOURCES_PER_TASK,
+            batch_size=opts.sources_per_task,
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=opts.cpus_per_actor, num_gpus=opts.gpus_per_actor or None,
             batch_format="numpy",

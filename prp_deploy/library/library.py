@@ -56,6 +56,7 @@ class IndexOptions:
     actors: int | None = None
     cpus_per_actor: float = 1.0
     gpus_per_actor: float = 0.0
+    sources_per_task: int = 8  # Ray: sources one task embeds (their windows share engine batches; a dead actor redoes at most these)
     progress: bool = False
 
 

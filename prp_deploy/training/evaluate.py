@@ -119,7 +119,30 @@ def recognition(model: torch.nn.Module, videos: Sequence[Video], spec: Preproces
     outs, labels, missing = video_outputs(lambda x: {"logits": model(x)[0]}, videos, spec, clips, rt, batch_videos, workers)
     loss = float(torch.nn.functional.cross_entropy(torch.from_numpy(outs["logits"]).double(), torch.from_numpy(labels).long()))
     return {**topk_accuracy(outs["logits"], labels), "loss": loss, "chance": majority_chance(labels, outs["logits"].shape[1]),
-            "videos": len(labels), "unreadable": len(missing), "clips_per_video": clips}
+            "videos": len(labels), "unreadable": len(missing), "clips_per_video": clips,
+            "confusion": confusion(labels, outs["logits"].argmax(1), outs["logits"].shape[1])}
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray, n: int) -> list[list[int]]:
+    """counts[true][predicted]: the report's confusion matrix and per-class accuracy come from it."""
+    counts = np.zeros((n, n), np.int64)
+    np.add.at(counts, (np.asarray(labels, np.int64), np.asarray(predicted, np.int64)), 1)
+    return counts.tolist()
+
+
+def retrieval_examples(query: np.ndarray, q_videos, gallery: np.ndarray, g_videos, per: int = 5, queries: int = 4) -> list[dict]:
+    """A few queries (the first test video of the first `queries` classes) with their `per` nearest
+    training videos: what the report shows of retrieval."""
+    q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-12)
+    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+    firsts = list({v.label: i for i, v in reversed(list(enumerate(q_videos)))}.values())[::-1][:queries]
+    out = []
+    for i in sorted(firsts):
+        sim = g @ q[i]
+        order = np.argsort(-sim, kind="stable")[:per]
+        out.append({"query": str(q_videos[i].path), "label": int(q_videos[i].label),
+                    "hits": [{"video": str(g_videos[j].path), "label": int(g_videos[j].label), "score": round(float(sim[j]), 6)} for j in order]})
+    return out
 
 
 def retrieval(encoder: torch.nn.Module, train: Sequence[Video], test: Sequence[Video], spec: Preprocess, clips: int, rt: Runtime,
@@ -128,9 +151,12 @@ def retrieval(encoder: torch.nn.Module, train: Sequence[Video], test: Sequence[V
     feat = lambda x: {"features": retrieval_features(encoder(x))}  # noqa: E731
     g, g_labels, g_missing = video_outputs(feat, train, spec, clips, rt, batch_videos, workers)
     q, q_labels, q_missing = video_outputs(feat, test, spec, clips, rt, batch_videos, workers)
+    g_read = [v for i, v in enumerate(train) if i not in set(g_missing)]
+    q_read = [v for i, v in enumerate(test) if i not in set(q_missing)]
     return {**retrieval_hits(q["features"], q_labels, g["features"], g_labels, ks), "chance": retrieval_chance(q_labels, g_labels, ks),
             "queries": len(q_labels), "gallery": len(g_labels),
-            "unreadable": len(g_missing) + len(q_missing), "feature_dim": int(g["features"].shape[1])}
+            "unreadable": len(g_missing) + len(q_missing), "feature_dim": int(g["features"].shape[1]),
+            "examples": retrieval_examples(q["features"], q_read, g["features"], g_read)}
 
 
 @torch.no_grad()
@@ -140,7 +166,7 @@ def pretext(model: torch.nn.Module, val_set: PretrainClips, rt: Runtime, batch_s
     rate head, the playback-rate accuracy with its chance level. Pretraining's validation
     and eval.json's pretext both come from here."""
     model.eval()
-    total_loss, n, correct, labels = 0.0, 0, 0, []
+    total_loss, n, correct, labels, predicted = 0.0, 0, 0, [], []
     for batch, _ in DataLoader(val_set, batch_size=batch_size, num_workers=workers, collate_fn=collate_skipping):
         if batch is None:
             continue
@@ -153,6 +179,7 @@ def pretext(model: torch.nn.Module, val_set: PretrainClips, rt: Runtime, batch_s
         if "rate_logits" in out:
             correct += int((out["rate_logits"].argmax(1) == batch["rate_label"]).sum())
             labels += batch["rate_label"].tolist()
+            predicted += out["rate_logits"].argmax(1).tolist()
     if not n:
         raise PRPError("no validation clip could be read")
     result: dict = {"clips": n}
@@ -162,5 +189,6 @@ def pretext(model: torch.nn.Module, val_set: PretrainClips, rt: Runtime, batch_s
         # Short videos redraw s, so the labels need not be uniform: chance is the majority label's share.
         counts = np.bincount(np.asarray(labels), minlength=len(val_set.rates))
         result.update(rate_accuracy=100.0 * correct / n, chance=majority_chance(np.asarray(labels), len(val_set.rates)),
-                      uniform_chance=100.0 / len(val_set.rates), label_counts=counts.tolist())
+                      uniform_chance=100.0 / len(val_set.rates), label_counts=counts.tolist(),
+                      rates=list(val_set.rates), confusion=confusion(np.asarray(labels), np.asarray(predicted), len(val_set.rates)))
     return result

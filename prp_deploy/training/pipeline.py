@@ -25,6 +25,7 @@ from .common import MetricsLog, Runtime, StopFlag, setup_runtime
 from .config import TrainConfig, val_count
 from .evaluate import pretext, recognition, retrieval
 from .loop import run_stage
+from ..reports.html import refresh_report
 from .report import eval_summary, plot_curves
 from .splits import labelled_subset, split_validation, train_videos_of
 from .stages import finetune_stage, pretext_clips, pretrain_stage, random_encoder
@@ -108,7 +109,7 @@ def evaluate(cfg: TrainConfig, run_dir: Path, index: VideoIndex, val: list[Video
     f, train_videos = cfg.finetune, train_videos_of(index, cfg)
     result["labels"] = {"labels_per_class": f.labels_per_class, "label_fraction": f.label_fraction,
                         "labelled_videos": len(labelled_subset(train_videos, f, cfg.seed)), "training_videos": len(train_videos)}
-    result.update({"dataset": index.name, "split": index.split, "config": cfg.to_dict(), "config_hash": cfg.hash(), "seed": cfg.seed, "versions": versions()})
+    result.update({"classes": list(index.classes), "dataset": index.name, "split": index.split, "config": cfg.to_dict(), "config_hash": cfg.hash(), "seed": cfg.seed, "versions": versions()})
     return result
 
 
@@ -161,4 +162,5 @@ def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: P
             metrics.close()
             if rt.is_main:
                 plot_curves(run_dir)
+                refresh_report(run_dir, say)
     return run_dir

@@ -42,7 +42,7 @@ def test_fp32_and_fp16_parity_pass_on_real_clips(backbone, tiny_data, tmp_path):
     assert result.report.passed, result.report.table()
     report = json.loads((run / "export" / "parity.json").read_text())
     assert report["passed"] is True and report["clips"] == 12 and len(report["videos"]) >= 3
-    assert report["artifacts"] == {"model.onnx": True, "model_fp16.onnx": True}
+    assert report["artifacts"] == {"model.onnx": True, "model_fp16.onnx": True, "model_explain.onnx": True}
     real = [c for c in report["checks"] if c["inputs"] == "real"]
     assert {(c["artifact"], c["output"]) for c in real} == {(a, o) for a in ("model.onnx", "model_fp16.onnx") for o in ("logits", "features")}
     for c in real:
@@ -302,7 +302,7 @@ def test_a_model_broken_for_int8_fails_int8_parity(tiny_data, tmp_path):
     assert r.returncode == 1 and "parity FAILED for model_int8.onnx" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert "PASSED | model.onnx" in r.stdout and "FAILED | model_int8.onnx" in r.stdout
     report = json.loads((run / "export" / "parity.json").read_text())
-    assert report["artifacts"] == {"model.onnx": True, "model_int8.onnx": False} and (run / "export" / "model_int8.onnx").exists()
+    assert report["artifacts"] == {"model.onnx": True, "model_int8.onnx": False, "model_explain.onnx": True} and (run / "export" / "model_int8.onnx").exists()
     # Every remedy was tried before the failed artefact was written, and the user is told what else to try.
     attempts = report["build"]["onnxruntime-int8"]["attempts"]
     assert len(attempts) == 4 and not any(t["passed"] for t in attempts), attempts

@@ -1,12 +1,11 @@
-"""The library tests' shared parts: one library of the `exported` model's videos, made locally,
-which the other libraries (incremental, on Ray) must equal."""
+"""The library tests' shared checks: libraries (incremental, on Ray) must equal the one made locally
+in one go (the `library` fixture, in tests/conftest.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 
 def videos_of(exported: Path) -> list[Path]:
@@ -30,15 +29,3 @@ def assert_same_library(a, b, atol: float = 1e-5) -> None:
         assert va[s][1] == vb[s][1]
     for k in wa:
         np.testing.assert_allclose(wa[k], wb[k], atol=atol)
-
-
-@pytest.fixture(scope="session")
-def library(exported, tmp_path_factory):
-    pytest.importorskip("pyarrow")
-    pytest.importorskip("faiss")
-    from prp_deploy.library import Library
-
-    lib = Library(tmp_path_factory.mktemp("lib") / "lib")
-    report = lib.add([str(p) for p in videos_of(exported)], exported, say=lambda s: None)
-    assert report.added == len(videos_of(exported)) and not report.failed
-    return lib

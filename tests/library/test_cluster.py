@@ -79,7 +79,7 @@ def test_a_killed_driver_is_continued_by_the_same_command(library, exported, tmp
     out = tmp_path / "lib"
     videos = [str(p) for p in videos_of(exported)]
     cmd = [sys.executable, "-m", "prp_deploy", "index", *videos, "--model", str(exported), "--out", str(out), "--ray", "local",
-           "--actors", "2", "--commit-every", "2", "-q"]
+           "--actors", "2", "--commit-every", "2", "--sources-per-task", "1", "-q"]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline and first.poll() is None:

@@ -1,0 +1,1 @@
+"""What a run shows: report.html (html.py) and its pictures (plots.py). Imports no training or export code."""
