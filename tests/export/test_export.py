@@ -44,7 +44,8 @@ def test_fp32_and_fp16_parity_pass_on_real_clips(backbone, tiny_data, tmp_path):
     assert report["passed"] is True and report["clips"] == 12 and len(report["videos"]) >= 3
     assert report["artifacts"] == {"model.onnx": True, "model_fp16.onnx": True, "model_explain.onnx": True}
     real = [c for c in report["checks"] if c["inputs"] == "real"]
-    assert {(c["artifact"], c["output"]) for c in real} == {(a, o) for a in ("model.onnx", "model_fp16.onnx") for o in ("logits", "features")}
+    assert {(c["artifact"], c["output"]) for c in real} == {(a, o) for a in ("model.onnx", "model_fp16.onnx") for o in ("logits", "features")} | {
+        ("model_explain.onnx", o) for o in ("logits", "features", "activation", "cam")}
     for c in real:
         assert c["passed"] and c["clips"] == 12 and c["thresholds"]
         if c["output"] == "logits":  # a model that separates its classes: the rules judged real margins
