@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import PRPError
 from ..files import atomic_write
-from .plots import confusion_figure, curves_figure, data_uri, histogram_figure, lr_figure
+from .plots import confusion_figure, curves_figure, data_uri, cosine_figure, lr_figure
 
 REPORT_FILE = "report.html"
 TEMPLATE = Path(__file__).with_name("report.html.j2")
@@ -91,7 +91,7 @@ def _parity_rows(parity: dict) -> list[dict]:
             "agree": logits["stats"].get("top1_agree") if logits else None,
             "near_ties": logits["stats"].get("near_ties") if logits else None,
             "drop": next((c["stats"].get("accuracy_drop") for c in parity["checks"] if c["artifact"] == name and c["output"] == "video_top1"), None),
-            "histogram": data_uri(histogram_figure(cos, f"{name}: feature cosine to FP32", "cosine")) if cos else None,
+            "histogram": data_uri(cosine_figure(cos, f"{name}: features, per clip")) if cos else None,
         })
     return rows
 

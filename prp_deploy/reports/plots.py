@@ -103,13 +103,19 @@ def confusion_figure(counts: list[list[int]], names: list[str], title: str, xlab
     return fig
 
 
-def histogram_figure(values: list[float], title: str, xlabel: str):
+def cosine_figure(cosines: list[float], title: str):
+    """Per-clip distance from FP32 (1 − cosine): cosines of 0.9999997 are unreadable as ticks."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4, 2.4))
-    ax.hist(values, bins=30, color="#4a7ab5")
+    gap = [max(0.0, 1.0 - c) for c in cosines]
+    if max(gap, default=0.0) == 0.0:
+        ax.text(0.5, 0.5, f"all {len(gap)} clips: cosine 1.0000000", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xticks([])
+    else:
+        ax.hist(gap, bins=30, color="#4a7ab5")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
     ax.set_title(title, fontsize=9)
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel("1 − cosine to FP32")
     ax.set_ylabel("clips")
-    ax.ticklabel_format(axis="x", useOffset=False)
     fig.tight_layout()
     return fig
