@@ -216,6 +216,8 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
 @click.option("--out", type=click.Path(), default=None, help="JSONL file; with several sources (or OUT/ given with its slash) a folder (a file per source + summary.json). Default: stdout.")
 @click.option("--features", "features_out", type=click.Path(), default=None, help="Per-window embeddings .npy (+ a .jsonl line per row); a folder with several sources.")
 @click.option("--overlay", type=click.Path(), default=None, help="Write the video with the top label (and segment timeline) drawn on it (.mp4; a folder with several sources).")
+@click.option("--overlay-explain", is_flag=True,
+              help="Also blend each window's top-class activation map into the overlay (runs the export's model_explain.onnx).")
 @click.option("--segments", is_flag=True, help="Merge windows into action segments (STEM.segments.jsonl; stdout shows segments).")
 @click.option("--smooth", type=click.IntRange(1), default=3, show_default=True, help="Segments: windows in the centred moving average of scores.")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True, help="Segments: a class's smoothed score that opens a segment.")
@@ -232,7 +234,7 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
 @click.option("--allow-unverified", is_flag=True,
               help="Run a model file that parity did not pass (FAILED, never judged, changed since, or no parity.json); "
                    "warns, and the summary says verified: false.")
-def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch, topk, out, features_out, overlay, segments, smooth,
+def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch, topk, out, features_out, overlay, overlay_explain, segments, smooth,
             threshold, hysteresis, min_windows, fmt, max_open, skip_done, quiet, live, reconnect, reconnect_wait, allow_unverified):
     """Stream SOURCES through the model: video files, folders (searched recursively), globs, webcam
     indexes such as 0, URLs, or @LIST.txt (one source a line). Several sources share one engine.
@@ -249,7 +251,7 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
         raise UsageError(f"--hysteresis ({hysteresis}) must not be above --threshold ({threshold})")
     opts = RunOptions(task=task, stride=stride, sample_rate=sample_rate, batch=batch, topk=topk, live=live, reconnect=reconnect,
                       reconnect_wait=reconnect_wait)
-    outputs = RunOutputs(out=out, features=features_out, overlay=overlay, format=fmt, skip_done=skip_done, progress=not quiet,
+    outputs = RunOutputs(out=out, features=features_out, overlay=overlay, overlay_explain=overlay_explain, format=fmt, skip_done=skip_done, progress=not quiet,
                          max_open=max_open or DEFAULT_MAX_OPEN,
                          segments=SegmentOptions(smooth, threshold, hysteresis, min_windows) if segments else None)
     reference = None

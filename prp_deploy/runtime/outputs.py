@@ -94,6 +94,9 @@ class OverlayWriter:
         self.writer = None
         self.pending: dict[int, np.ndarray] = {}
         self.label = ""
+        self.top: list[dict] = []  # the newest window's top-3, drawn as bars under the label
+        self.heat: np.ndarray | None = None  # --overlay-explain: the newest window's class activation map (crop space)
+        self.crop_box = None  # fn(frame h, w) → (x0, y0, side): where the model's centre crop lies in the frame
         self.written = 0
         self.timeline = False  # draw the segments bar (with --segments)
         self.total_frames: int | None = None  # the timeline's scale when the length is known
@@ -104,9 +107,10 @@ class OverlayWriter:
         self.pending[index] = frame
         self.seen = max(self.seen, index + 1)
 
-    def update(self, label: str, score: float, upto: int) -> None:
-        """Frames before `upto` get the newest label and are written."""
-        self.label = f"{label} {score:.2f}"
+    def update(self, top: list[dict], upto: int, heat: np.ndarray | None = None) -> None:
+        """Frames before `upto` get the newest window's label, its top-3 bars (and heat map), and are written."""
+        self.label = f"{top[0]['label']} {top[0]['score']:.2f}"
+        self.top, self.heat = top[:3], heat
         self._flush(upto)
 
     def _flush(self, upto: int) -> None:
@@ -118,8 +122,12 @@ class OverlayWriter:
                 if not self.writer.isOpened():
                     raise PRPError(f"{self.path}: OpenCV cannot write an mp4v video here")
             bar = timeline_height(frame.shape[0]) if self.timeline else 0
+            if self.heat is not None and self.crop_box is not None:
+                blend_heat(frame, self.heat, self.crop_box(*frame.shape[:2]))
             if self.label:
-                draw_label(frame, self.label, bottom_reserved=bar)
+                box = draw_label(frame, self.label, bottom_reserved=bar)
+                if len(self.top) > 1:
+                    draw_top_bars(frame, self.top, box[3], bottom_reserved=bar)
             if self.timeline:
                 self._timeline(frame, i, bar)
             self.writer.write(frame)
@@ -144,6 +152,49 @@ class OverlayWriter:
         self._flush(1 << 62)
         if self.writer is not None:
             self.writer.release()
+
+
+def draw_top_bars(frame: np.ndarray, top: list[dict], y: int, bottom_reserved: int = 0) -> list[tuple[int, int, int, int]]:
+    """Under the label: a bar per class of the window's top-3, its length the score, its name on it,
+    in the class's timeline colour. Returns the bars' boxes (x0, y0, x1, y1) at full score."""
+    h, w = frame.shape[:2]
+    margin = max(1, min(w, h) // 40)
+    height = max(3, (h - bottom_reserved) // 14)
+    full = max(4, w // 3)
+    boxes = []
+    for k, t in enumerate(top[:3]):
+        y0 = y + margin + k * (height + max(1, margin // 2))
+        if y0 + height >= h - bottom_reserved:
+            break  # a frame too small for more bars keeps those that fit
+        x1 = margin + max(1, int(round(full * float(t["score"]))))
+        frame[y0:y0 + height, margin:margin + full] = (frame[y0:y0 + height, margin:margin + full] * 0.4).astype(np.uint8)
+        cv2.rectangle(frame, (margin, y0), (x1, y0 + height - 1), _colour(t["label"]), -1)
+        scale = max(0.2, height / 30)
+        if height >= 8:
+            cv2.putText(frame, f"{t['label']} {t['score']:.2f}", (margin + 2, y0 + height - max(1, height // 5)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (255, 255, 255), 1, cv2.LINE_AA)
+        boxes.append((margin, y0, margin + full, y0 + height))
+    return boxes
+
+
+def blend_heat(frame: np.ndarray, heat: np.ndarray, box: tuple[int, int, int]) -> None:
+    """The class activation map (T', H', W', in the model's crop) averaged over time, min-max scaled,
+    as a JET heat map over the part of the frame the model saw."""
+    x0, y0, side = box
+    m = heat.mean(0) if heat.ndim == 3 else heat
+    m = (m - m.min()) / max(float(m.max() - m.min()), 1e-12)
+    colour = cv2.applyColorMap(cv2.resize((m * 255).astype(np.uint8), (side, side), interpolation=cv2.INTER_LINEAR), cv2.COLORMAP_JET)
+    region = frame[y0:y0 + side, x0:x0 + side]
+    region[:] = cv2.addWeighted(region, 0.55, colour[: region.shape[0], : region.shape[1]], 0.45, 0)
+
+
+def crop_box_of(short_side: int, crop: int):
+    """fn(h, w) → (x0, y0, side): the model's centre crop in original frame coordinates."""
+    def box(h: int, w: int) -> tuple[int, int, int]:
+        side = max(1, int(round(crop * min(h, w) / short_side)))
+        return (w - side) // 2, (h - side) // 2, min(side, h, w)
+
+    return box
 
 
 def timeline_height(frame_height: int) -> int:
@@ -209,8 +260,9 @@ class SourceSink:
         self.segments = JsonlWriter(files.segments) if files.segments is not None else None
         self.segment_count = 0
 
-    def start(self, fps: float, total_frames: int | None) -> None:
+    def start(self, fps: float, total_frames: int | None, crop_box=None) -> None:
         if self.overlay is not None:
+            self.overlay.crop_box = crop_box
             self.overlay.fps = fps or 25.0
             self.overlay.timeline = self.segmenter is not None
             self.overlay.total_frames = total_frames
@@ -218,7 +270,7 @@ class SourceSink:
     def frame(self, index: int, original: np.ndarray) -> None:
         self.overlay.add(index, original)
 
-    def windows(self, records: list[dict], features: np.ndarray | None, probs: np.ndarray | None) -> None:
+    def windows(self, records: list[dict], features: np.ndarray | None, probs: np.ndarray | None, heat: np.ndarray | None = None) -> None:
         if self.records is not None:
             self.records.write(records)
         if self.features is not None and features is not None:
@@ -230,8 +282,7 @@ class SourceSink:
             for r in records:
                 self.echo("window", r, self.stem)
         if self.overlay is not None and "top" in records[-1]:
-            best = records[-1]["top"][0]
-            self.overlay.update(best["label"], best["score"], records[-1]["end_frame"])
+            self.overlay.update(records[-1]["top"], records[-1]["end_frame"], heat[-1] if heat is not None else None)
 
     def _segments(self, found) -> None:
         rows = [s.record(self.name) for s in found]

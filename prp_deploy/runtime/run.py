@@ -31,7 +31,7 @@ from .backends import check_backend_matches, open_backend
 from .model_info import ModelInfo, read_model_info
 from .artifacts import for_path
 from .output_paths import names_folder, plan_outputs
-from .outputs import SourceSink
+from .outputs import SourceSink, crop_box_of
 from .progress import Progress
 from .scheduler import RunOptions, Source, schedule
 from .segments import Segmenter
@@ -64,6 +64,7 @@ class RunOutputs:
     out: Path | None = None  # JSONL file (one source) or folder (several); None: stdout
     features: Path | None = None
     overlay: Path | None = None
+    overlay_explain: bool = False  # blend the top class's activation map into the overlay (runs model_explain.onnx)
     segments: SegmentOptions | None = None
     format: str = "auto"  # stdout without --out: "text" (a short line each) on a terminal, else "jsonl"
     skip_done: bool = False
@@ -202,7 +203,14 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
         info, engine = reference(model_path)
     else:
         info = read_model_info(model_path)
-        engine = open_backend(model_path, backend, precision, allow_unverified=allow_unverified, say=say)
+        if o.overlay_explain:  # the explain graph gives the same logits and features, and the maps
+            if o.overlay is None:
+                raise UsageError("--overlay-explain draws on the overlay: give --overlay too")
+            from .explain import open_explainer
+
+            engine = open_explainer(model_path, allow_unverified, say)[1]
+        else:
+            engine = open_backend(model_path, backend, precision, allow_unverified=allow_unverified, say=say)
         check_backend_matches(engine, info)
     opts.check(info)
     if (o.overlay is not None or o.segments is not None) and (info.kind != "recognizer" or opts.task == "features"):
@@ -241,10 +249,10 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
             src = ev.source
             if ev.kind == "open":
                 sinks[id(src)] = sink_for(src)
-                sinks[id(src)].start(src.reader.fps, src.reader.total_frames)
+                sinks[id(src)].start(src.reader.fps, src.reader.total_frames, crop_box_of(info.preprocess.short_side, info.preprocess.crop))
                 progress.opened(src)
             elif ev.kind == "windows":
-                sinks[id(src)].windows(ev.records, ev.features, softmax(ev.logits) if ev.logits is not None else None)
+                sinks[id(src)].windows(ev.records, ev.features, softmax(ev.logits) if ev.logits is not None else None, ev.maps)
                 progress.windows(src)
             else:
                 sink = sinks.pop(id(src), None)

@@ -101,6 +101,7 @@ class Event:
     records: list[dict] = field(default_factory=list)
     features: np.ndarray | None = None  # (n, D) with --task features or both
     logits: np.ndarray | None = None  # (n, classes) for a recogniser
+    maps: np.ndarray | None = None  # (n, T', H', W'): the top class's activation map, when the engine is the explain graph
 
 
 def schedule(sources: list[Source], info: ModelInfo, backend, opts: RunOptions, max_open: int = 4,
@@ -240,7 +241,10 @@ def _infer(group: list[tuple[Source, Window]], info: ModelInfo, backend, opts: R
         src.stats.windows += len(rows)
         src.stats.inference_s += share * len(rows)
         feats = out["features"][rows] if opts.task != "recognize" and "features" in out else None
-        yield Event("windows", src, records, feats, logits)
+        maps = None
+        if "cam" in out and logits is not None:  # model_explain.onnx (run --overlay-explain): each window's top class's map
+            maps = out["cam"][rows][np.arange(len(rows)), logits.argmax(1)]
+        yield Event("windows", src, records, feats, logits, maps)
 
 
 def _close(src: Source, say) -> None:

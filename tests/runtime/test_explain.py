@@ -85,3 +85,44 @@ def test_explain_refuses_what_parity_did_not_pass_and_old_exports(exported, tmp_
     r = subprocess.run([*CLI, "explain", str(a_video(exported)), "--model", str(exported), "--png", str(tmp_path / "y.png"),
                         "--windows", "99"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "windows 0-" in r.stderr
+
+
+def test_overlay_draws_the_top3_bars_and_the_heat_map(tmp_path):
+    """On a grey 320×240 frame: the top class's bar in its colour up to its score and dark after it,
+    and, with a map hot on the right, the crop's right side red and its left side blue."""
+    from prp_deploy.runtime.outputs import OverlayWriter, _colour, crop_box_of, draw_label, draw_top_bars
+
+    w = OverlayWriter(tmp_path / "o.mp4", 25.0)
+    w.crop_box = crop_box_of(128, 112)
+    w.add(0, np.full((240, 320, 3), 128, np.uint8))
+    heat = np.tile(np.linspace(0, 1, 7, dtype=np.float32), (2, 7, 1))  # (T', H', W'): hot on the right
+    top = [{"label": "Orbit", "score": 0.7}, {"label": "Shake", "score": 0.2}, {"label": "Grow", "score": 0.1}]
+    w.update(top, 1, heat)
+    w.close()
+    ok, frame = cv2.VideoCapture(str(tmp_path / "o.mp4")).read()
+    assert ok
+    scratch = np.zeros((240, 320, 3), np.uint8)  # where the bars go, from the drawing functions themselves
+    x, y_top, x_full, y_bottom = draw_top_bars(scratch, top, draw_label(scratch, "Orbit 0.70")[3])[0]
+    full = x_full - x
+    rows = slice(y_bottom - 3, y_bottom - 1)  # under the name written on the bar
+    bar = frame[rows, x + int(0.05 * full): x + int(0.65 * full)].reshape(-1, 3).mean(0)
+    assert np.abs(bar - _colour("Orbit")).max() < 60, bar  # the bar, in the class's colour, up to its score (0.7)
+    assert frame[rows, x + int(0.75 * full): x + int(0.95 * full)].mean() < 90  # the rest of the track is dark
+    x0, y0, side = crop_box_of(128, 112)(240, 320)
+    right, left = frame[y0 + side // 2, x0 + side - 5].astype(int), frame[y0 + side - 5, x0 + 5].astype(int)
+    assert right[2] > right[0] + 40 and left[0] > left[2] + 40  # BGR: red where the map is hot, blue where cold
+
+
+def test_run_overlay_explain(exported, tmp_path):
+    video = a_video(exported)
+    r = subprocess.run([*CLI, "run", str(video), "--model", str(exported), "--overlay-explain", "--out", str(tmp_path / "r.jsonl")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--overlay too" in r.stderr
+    r = subprocess.run([*CLI, "run", str(video), "--model", str(exported), "--overlay-explain", "--overlay", str(tmp_path / "o.mp4"),
+                        "--out", str(tmp_path / "r.jsonl")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "model_explain.onnx" in r.stderr  # the header names the artefact that ran
+    plain = subprocess.run([*CLI, "run", str(video), "--model", str(exported), "--out", str(tmp_path / "p.jsonl")],
+                           capture_output=True, text=True, timeout=120)
+    assert (tmp_path / "r.jsonl").read_text() == (tmp_path / "p.jsonl").read_text()  # the same labels from either graph
+    assert cv2.VideoCapture(str(tmp_path / "o.mp4")).read()[0]
