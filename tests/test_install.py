@@ -59,6 +59,16 @@ def test_bare_install_runs_an_export_without_torch(tmp_path):
                         "--backends", "onnxruntime,torch"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert r.returncode == 0 and "torch unavailable" in r.stderr, r.stderr  # asked for: it needs the train extra, and says so
 
+    # explain runs on the export's model_explain.onnx: no torch
+    r = subprocess.run([str(cli), "explain", str(video), "--model", str(run / "export"), "--png", str(tmp_path / "grid.png")],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert r.returncode == 0 and (tmp_path / "grid.png").stat().st_size > 0, r.stderr
+    # the library needs its extra, and says which
+    r = subprocess.run([str(cli), "index", str(video), "--model", str(run / "export"), "--out", str(tmp_path / "lib")],
+                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert r.returncode == 1 and "pip install 'prp-deploy[search]'" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "lib").exists()  # refused before anything was embedded or written
+
     r = subprocess.run([str(cli), "train"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 1 and len(lines) == 1 and "pip install 'prp-deploy[train]'" in lines[0], r.stderr

@@ -29,7 +29,7 @@ from ..runtime.run import DEFAULT_MAX_OPEN, find_model
 from ..runtime.scheduler import RunOptions
 from ..runtime.source_list import expand_sources
 from .embed import VECTOR_DEFINITION, SourceResult, embed_sources, library_vectors, vector_dim
-from .index import build_index, load_index, plan_index, save_index, search_index
+from .index import build_index, faiss_module, load_index, plan_index, save_index, search_index
 from .store import LIBRARY_SCHEMA_VERSION, SourceKey, Store, model_identity, normalise, pyarrow_modules, source_key
 
 COMMIT_EVERY = 64  # sources a part holds: what a killed job can lose, against one file pair per part
@@ -120,6 +120,8 @@ class Library:
         """Embed the sources that are not in the library yet and commit them; a failed source is
         recorded with its reason and never stops the job. Returns what was done."""
         opts = options or IndexOptions()
+        pyarrow_modules()  # the search extra, checked before anything is embedded or written
+        faiss_module()
         t0 = time.perf_counter()
         model, info = self._model_for(model, say)
         dropped = self.store.drop_unfinished()
