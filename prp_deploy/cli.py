@@ -447,3 +447,25 @@ def report_cmd(run):
     if not Path(run).is_dir():
         raise PRPError(f"{run}: no such run folder")
     _say(f"wrote {write_report(run, _say)}")
+
+
+@main.command("eval")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--data", "data_root", type=click.Path(path_type=Path), default=None, help="Dataset root (default: the built-in synthetic dataset).")
+@click.option("--dataset", type=click.Choice(["ucf101", "hmdb51", "folder"]), default=None, help="The root's layout (see `data`).")
+@click.option("--split", type=click.IntRange(1, 3), default=1, show_default=True)
+@click.option("--clips", type=click.IntRange(1), default=None, help="Clips per test video (default: the run's, 10).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Result JSON (default: RUN/eval-<dataset>-<folder>.json).")
+def eval_cmd(source, data_root, dataset, split, clips, out):
+    """Evaluate a checkpoint (RUN, or RUN/<stage>/X.pt) on another dataset: the pretext's playback-rate
+    accuracy for a pretrained encoder, recognition for a finetuned model of the same classes, and
+    retrieval (test videos query the training videos) for either."""
+    try:
+        from .training.crosseval import evaluate_on, summary
+    except ImportError as e:
+        raise PRPError(f"eval needs the train extra (torch): pip install 'prp-deploy[train]' ({e.name} missing)") from None
+    if data_root is not None and dataset is None:
+        raise UsageError("--data needs --dataset (ucf101, hmdb51 or folder)")
+    result, path = evaluate_on(source, str(data_root) if data_root else None, dataset, split, out, clips, _say)
+    _say(summary(result))
+    _say(f"wrote {path}")

@@ -20,12 +20,12 @@ from ..data.tasks import all_videos, prepare, resolve_index
 from ..errors import PRPError
 from ..files import atomic_write
 from ..models import ActionRecognizer, PRPModel, build_encoder, encoder_config_of, load_encoder_weights
+from ..reports.html import refresh_report
 from ..rundir import CONFIG_FILE, EVAL_FILE, load_checkpoint, read_run_config, run_lock, runs_dir, versions, write_run_config
 from .common import MetricsLog, Runtime, StopFlag, setup_runtime
 from .config import TrainConfig, val_count
 from .evaluate import pretext, recognition, retrieval
 from .loop import run_stage
-from ..reports.html import refresh_report
 from .report import eval_summary, plot_curves
 from .splits import labelled_subset, split_validation, train_videos_of
 from .stages import finetune_stage, pretext_clips, pretrain_stage, random_encoder

@@ -1,0 +1,68 @@
+"""`prp-deploy eval CKPT|RUN --data ROOT --dataset LAYOUT`: a checkpoint judged on another dataset
+by the functions eval.json uses, with what does not apply said, not faked."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from prp_deploy.data.synth import SynthSpec, write_synthetic
+from prp_deploy.errors import PRPError
+from prp_deploy.training.crosseval import evaluate_on
+from prp_deploy.training.evaluate import majority_chance
+from tests.runs import make_run
+
+pytestmark = pytest.mark.slow
+CLI = [sys.executable, "-m", "prp_deploy"]
+
+
+@pytest.fixture(scope="module")
+def datasets(tmp_path_factory):
+    """The runs' data, and another dataset made differently (other seed, size, lengths) with the same 3 classes."""
+    root = tmp_path_factory.mktemp("xeval")
+    own = write_synthetic(root / "own", SynthSpec(classes=3, groups=3, clips_per_group=2, width=64, height=48, min_frames=20, max_frames=30))
+    other = write_synthetic(root / "other", SynthSpec(classes=3, groups=3, clips_per_group=2, width=80, height=60, min_frames=70, max_frames=90,
+                                                      seed=11))
+    return own, other
+
+
+def test_a_pretrained_encoder_on_another_dataset(datasets, tmp_path):
+    own, other = datasets
+    run = make_run(tmp_path / "run", own, "r3d", seed=1, stage="pretrain")
+    result, out = evaluate_on(run, str(other), "ucf101")
+    assert out == run / "eval-ucf101-other.json" and json.loads(out.read_text())["checkpoint"] == str(run / "pretrain" / "best.pt")
+    p = result["pretext"]
+    labels = [i for i, n in enumerate(p["label_counts"]) for _ in range(n)]
+    assert p["clips"] == sum(p["label_counts"]) > 0 and p["chance"] == pytest.approx(majority_chance(labels, 4))
+    assert 0 <= p["rate_accuracy"] <= 100 and sum(map(sum, p["confusion"])) == p["clips"]
+    assert result["recognition"] is None and result["dataset"] == "ucf101" and result["data"] == str(other)
+    assert result["retrieval"]["queries"] == result["test_videos"] and result["retrieval"]["gallery"] == result["training_videos"]
+
+
+def test_a_finetuned_model_on_the_same_classes_and_on_others(datasets, tmp_path):
+    own, other = datasets
+    run = make_run(tmp_path / "run", own, "r3d", seed=3)
+    result, _ = evaluate_on(run / "finetune" / "best.pt", str(other), "ucf101", out=tmp_path / "x.json")
+    assert result["recognition"]["videos"] == result["test_videos"] and result["pretext"] is None and "pretext_note" in result
+    # A folder dataset of other class names: recognition is said not to apply, retrieval still runs.
+    folder = tmp_path / "folder"
+    for i, v in enumerate(sorted((other / "UCF-101").rglob("*.avi"))):
+        dest = folder / ("left" if i % 2 else "right") / v.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(v, dest)
+    result, _ = evaluate_on(run, str(folder), "folder", out=tmp_path / "y.json")
+    assert result["recognition"] is None and "the dataset has 2 others" in result["recognition_note"]
+    assert result["retrieval"]["queries"] > 0
+
+
+def test_eval_command_errors(tmp_path):
+    r = subprocess.run([*CLI, "eval", str(tmp_path), "--data", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--dataset" in r.stderr
+    r = subprocess.run([*CLI, "eval", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "not a trained run folder" in r.stderr and "Traceback" not in r.stderr
+    with pytest.raises(PRPError, match="no such checkpoint"):
+        evaluate_on(tmp_path / "nope.pt", None, None)
