@@ -67,11 +67,15 @@ main.add_command(data)
               help="Finetune on this fraction of each class's training videos (1 = every label).")
 @click.option("--subtract-mean/--no-subtract-mean", default=None,
               help="The encoder centres each pixel over the clip's time first (tiny preset: on; the paper: off).")
-@click.option("--init", type=click.Path(path_type=Path), default=None, help="Checkpoint whose encoder a finetune starts from.")
+@click.option("--select", type=click.Choice(["val_loss", "rate_accuracy", "last"]), default=None,
+              help="Which pretraining epoch becomes pretrain/best.pt (finetuning's start): lowest val loss (the paper's code), "
+                   "highest val playback-rate accuracy, or the last. Default: the preset's (pretrain.select).")
+@click.option("--init", "--init-from", "init", type=click.Path(path_type=Path), default=None,
+              help="Checkpoint whose encoder a finetune starts from (instead of this run's pretrain/best.pt).")
 @click.option("--resume", is_flag=True, help="Continue the stage in progress from its last.pt (with --out, else the newest run).")
 def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, crop, short_side, objective, intervals, rec_rate,
               motion_attention, pretrain_epochs, finetune_epochs, batch_size, workers, device, seed, out, config_file, preset,
-              val_videos, labels_per_class, label_fraction, subtract_mean, init, resume):
+              val_videos, labels_per_class, label_fraction, subtract_mean, select, init, resume):
     """Pretrain with PRP, finetune for action recognition, evaluate (recognition, retrieval, pretext).
 
     An option left out takes the preset's value: --preset tiny without --data (R(2+1)D-10 x0.25,
@@ -96,7 +100,7 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
         "data": {**given(data=str(data_root) if data_root else None, dataset=dataset, split=split, workers=workers, val_videos=val_videos),
                  **({"preprocess": p} if (p := given(frames=frames, crop=crop, short_side=short_side)) else {})},
         "pretrain": given(objective=objective, intervals=intervals, rec_rate=int(rec_rate) if rec_rate else None,
-                          motion_attention=motion_attention, epochs=pretrain_epochs, batch_size=batch_size),
+                          motion_attention=motion_attention, epochs=pretrain_epochs, batch_size=batch_size, select=select),
         "finetune": {**given(epochs=finetune_epochs, batch_size=batch_size), **budget},
         **given(seed=seed, device=device),
     }

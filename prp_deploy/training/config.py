@@ -26,6 +26,8 @@ SCHEMA_VERSION = 2  # 2: data.preprocess holds the preprocessing spec (1 had its
 OBJECTIVES = ("dgp", "dp", "gp", "none")
 OPTIMIZERS = ("sgd", "adam")
 PRETRAIN_SCHEDULES = ("plateau", "cosine")
+# pretrain.select → (the validation record key, better when) that picks pretrain/best.pt; "last": every epoch replaces it.
+PRETRAIN_SELECT = {"val_loss": ("val_loss", "min"), "rate_accuracy": ("val_rate_accuracy", "max"), "last": ("epoch", "max")}
 FINETUNE_SCHEDULES = ("step", "cosine")
 # Validation videos held out of the training list, as the reference code did.
 DEFAULT_VAL_VIDEOS = {"ucf101": 800, "hmdb51": 400, "folder": 800}
@@ -69,6 +71,9 @@ class PretrainConfig:
     val_clips: int = 1  # clips drawn from each validation video (fixed across epochs) for val loss and rate accuracy
     optimizer: str = "sgd"  # sgd (the paper) | adam
     schedule: str = "plateau"  # plateau (the paper: ReduceLROnPlateau on val loss) | cosine (per step, 5 % warm-up)
+    # Which epoch's encoder becomes pretrain/best.pt (what finetuning, `export --from pretrain` and
+    # retrieval read): val_loss (the paper's reference code), rate_accuracy (DP, DG-P) or last.
+    select: str = "val_loss"
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,8 @@ class TrainConfig:
         d = self.to_dict()
         d.pop("device")
         d["data"].pop("workers")
+        if d["pretrain"]["select"] == "val_loss":  # the rule before it could be chosen: runs made then keep their hash
+            d["pretrain"].pop("select")
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def validate(self) -> "TrainConfig":
@@ -139,6 +146,10 @@ class TrainConfig:
             raise PRPError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if d.short_videos not in ("resample", "pad"):
             raise PRPError(f"short_videos must be resample or pad, got {d.short_videos!r}")
+        if p.select not in PRETRAIN_SELECT:
+            raise PRPError(f"pretrain.select must be one of {', '.join(PRETRAIN_SELECT)}, got {p.select!r}")
+        if p.select == "rate_accuracy" and p.objective not in ("dp", "dgp"):
+            raise PRPError(f"pretrain.select rate_accuracy needs a playback-rate head (objective dp or dgp), not {p.objective}")
         f = self.finetune
         for name, stage, schedules in (("pretrain", p, PRETRAIN_SCHEDULES), ("finetune", f, FINETUNE_SCHEDULES)):
             if stage.epochs < 0 or stage.batch_size < 1 or stage.lr <= 0:

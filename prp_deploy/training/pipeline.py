@@ -113,6 +113,17 @@ def evaluate(cfg: TrainConfig, run_dir: Path, index: VideoIndex, val: list[Video
     return result
 
 
+def selection_line(rule: str, chosen: dict) -> str:
+    """Which epoch pretrain/best.pt is, and by which rule (said at the end of pretraining)."""
+    if not chosen:
+        return "pretrain: best.pt is the initial model (no epoch ran)"
+    why = {"val_loss": f"lowest validation loss, {chosen.get('val_loss', float('nan')):.4f}",
+           "rate_accuracy": f"highest validation playback-rate accuracy, {chosen.get('val_rate_accuracy', float('nan')):.1f} %",
+           "last": "the last epoch"}[rule]
+    rate = f"; its rate accuracy {chosen['val_rate_accuracy']:.1f} %" if rule != "rate_accuracy" and "val_rate_accuracy" in chosen else ""
+    return f"pretrain: best.pt is epoch {chosen['epoch']} (pretrain.select {rule}: {why}{rate})"
+
+
 def prepare_run_dir(cfg: TrainConfig, run_dir: Path, stage: str, resume: bool, rt: Runtime) -> None:
     """config.yaml written into the run folder; refuses to mix two configs in one folder."""
     if (run_dir / CONFIG_FILE).exists() and not resume:
@@ -149,7 +160,8 @@ def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: P
             with stop.installed():
                 # With --init the encoder comes pretrained (e.g. UCF101 → HMDB51): no pretraining here.
                 if stage in ("all", "pretrain") and cfg.pretrain.objective != "none" and init is None:
-                    run_stage(pretrain_stage(cfg, run_dir, train_videos, val_videos, rt), rt, metrics, resume, stop, say)
+                    chosen = run_stage(pretrain_stage(cfg, run_dir, train_videos, val_videos, rt), rt, metrics, resume, stop, say)
+                    say(selection_line(cfg.pretrain.select, chosen))
                     if rt.world > 1:
                         torch.distributed.barrier()  # every rank finetunes from the best.pt rank 0 has finished writing
                 if stage in ("all", "finetune"):

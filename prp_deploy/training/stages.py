@@ -16,7 +16,7 @@ from ..errors import PRPError, VideoError
 from ..models import ActionRecognizer, PRPModel, build_encoder, load_encoder_weights
 from ..rundir import load_checkpoint, versions
 from .common import Runtime
-from .config import TrainConfig
+from .config import PRETRAIN_SELECT, TrainConfig
 from .evaluate import pretext, recognition
 from .losses import prp_loss
 from .loop import Stage
@@ -105,7 +105,7 @@ def pretrain_stage(cfg: TrainConfig, run_dir: Path, train: list[Video], val: lis
     extra = {**_checkpoint_extra(cfg), "objective": p.objective, "intervals": list(p.intervals), "rec_rate": p.rec_rate if gp else None}
     return Stage("pretrain", run_dir / "pretrain", model, optimizer,
                  make_scheduler(optimizer, p, p.epochs * steps_per_epoch(len(train_set), p.batch_size, rt.world)), p.schedule == "cosine",
-                 train_set, step, validate, "val_loss", "min", p.epochs, p.batch_size, cfg.seed, d.workers, d.max_bad_fraction, extra)
+                 train_set, step, validate, *PRETRAIN_SELECT[p.select], p.epochs, p.batch_size, cfg.seed, d.workers, d.max_bad_fraction, extra)
 
 
 def finetune_stage(cfg: TrainConfig, run_dir: Path, index: VideoIndex, train: list[Video], val: list[Video], init: Path | None,

@@ -45,3 +45,33 @@ def test_best_checkpoint_is_the_epoch_the_rule_picks(scripted, select, mode, bes
                        resume=False, stop=StopFlag(), say=lambda s: None)
     assert record["epoch"] == best and load_checkpoint(tmp_path / "pretrain" / "best.pt")["epoch"] == best
     assert load_checkpoint(tmp_path / "pretrain" / "last.pt")["epoch"] == len(scripted)
+
+
+@pytest.mark.parametrize("rule,best", [("val_loss", 2), ("rate_accuracy", 1), ("last", 3)])
+def test_pretrain_select_rules(rule, best, tmp_path):
+    """pretrain.select through the table the pretraining stage reads: on one scripted history (loss
+    lowest at epoch 2, rate accuracy highest at epoch 1), each rule picks its own epoch, and
+    the line said at the end names it and why."""
+    from prp_deploy.training.config import PRETRAIN_SELECT
+    from prp_deploy.training.pipeline import selection_line
+
+    history = [{"val_loss": 0.3, "val_rate_accuracy": 80.0}, {"val_loss": 0.1, "val_rate_accuracy": 60.0},
+               {"val_loss": 0.2, "val_rate_accuracy": 70.0}]
+    record = run_stage(_stage(tmp_path, history, *PRETRAIN_SELECT[rule]), Runtime(torch.device("cpu")), MetricsLog(tmp_path, enabled=False),
+                       resume=False, stop=StopFlag(), say=lambda s: None)
+    assert record["epoch"] == best and load_checkpoint(tmp_path / "pretrain" / "best.pt")["epoch"] == best
+    line = selection_line(rule, record)
+    assert f"best.pt is epoch {best} (pretrain.select {rule}" in line and ("rate accuracy" in line or rule == "rate_accuracy")
+
+
+def test_select_is_validated_and_keeps_old_hashes():
+    from prp_deploy.errors import PRPError
+    from prp_deploy.training.config import build_config
+
+    base = build_config("tiny", None, {})
+    assert build_config("tiny", None, {"pretrain": {"select": "val_loss"}}).hash() == base.hash()  # runs made before keep theirs
+    assert build_config("tiny", None, {"pretrain": {"select": "last"}}).hash() != base.hash()
+    with pytest.raises(PRPError, match="pretrain.select must be one of"):
+        build_config("tiny", None, {"pretrain": {"select": "best"}})
+    with pytest.raises(PRPError, match="needs a playback-rate head"):
+        build_config("tiny", None, {"pretrain": {"select": "rate_accuracy", "objective": "gp"}})
