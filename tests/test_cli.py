@@ -25,7 +25,7 @@ def assert_one_line_error(result, pattern, code: int = 1):
 def test_help_and_version():
     r = run("--help")
     listed = {line.split()[0] for line in r.stdout.split("Commands:")[1].splitlines() if line.strip()}
-    assert r.returncode == 0 and listed == {"data", "train", "export", "run", "bench", "index", "search", "explain", "report"}
+    assert r.returncode == 0 and listed == {"data", "train", "export", "run", "bench", "index", "search", "explain", "report", "eval"}
     r = run("--version")
     assert r.returncode == 0 and "prp-deploy, version" in r.stdout
 
