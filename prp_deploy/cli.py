@@ -391,6 +391,9 @@ def search_cmd(query, library, topk, by, where, include_self, fmt, html_page):
     from .library import Library
     from .library.page import write_page
 
+    from .library import parse_query
+
+    _check_new_file(html_page, "--html", (".html", ".htm"), [parse_query(query)[0], library])
     lib = Library(library)
     hits = lib.search(query, topk, by, where, include_self, say=_say)
     text = fmt == "text" or (fmt == "auto" and sys.stdout.isatty())
@@ -423,6 +426,8 @@ def explain_cmd(video, model, out, png, windows, allow_unverified):
 
     if out is None and png is None:
         raise UsageError("say where the maps go: --out maps.mp4 and/or --png grid.png")
+    _check_new_file(out, "--out", (".mp4",), [video])
+    _check_new_file(png, "--png", (".png", ".jpg"), [video, out])
     model = find_model(model, _say)
     if model.is_dir() and not (model / "model.json").exists() and (model / "export").is_dir():
         model = model / "export"  # a run folder: its export
@@ -473,3 +478,21 @@ def eval_cmd(source, data_root, dataset, split, clips, out):
     result, path = evaluate_on(source, str(data_root) if data_root else None, dataset, split, out, clips, _say)
     _say(summary(result))
     _say(f"wrote {path}")
+
+
+def _check_new_file(path, flag: str, suffixes: tuple[str, ...], inputs: list) -> None:
+    """An output file of `explain` or `search`: a file name with one of `suffixes`, never a folder
+    and never one of the command's inputs (nothing the user gave is written over)."""
+    if path is None:
+        return
+    text = str(path)
+    if text.endswith(("/", "\\")) or Path(path).is_dir():
+        raise UsageError(f"{flag} {text}: names a folder; give a file ({' or '.join(suffixes)})")
+    if Path(path).suffix.lower() not in suffixes:
+        raise UsageError(f"{flag} {text}: give a {' or '.join(suffixes)} file")
+    for other in inputs:
+        if other is not None and Path(other).exists() and Path(path).exists() and Path(path).resolve() == Path(other).resolve():
+            raise UsageError(f"{flag} {text}: is {other}, which this command reads or writes; choose another file")
+        if other is not None and Path(path).absolute() == Path(other).absolute():
+            raise UsageError(f"{flag} {text}: is also given as another input or output; choose another file")
+

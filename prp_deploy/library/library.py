@@ -120,6 +120,10 @@ class Library:
         """Embed the sources that are not in the library yet and commit them; a failed source is
         recorded with its reason and never stops the job. Returns what was done."""
         opts = options or IndexOptions()
+        if self.path.exists() and not self.path.is_dir():
+            raise UsageError(f"{self.path}: is a file; a library is a folder (give a new or empty one, or an existing library)")
+        if self.path.is_dir() and not self.store.exists() and any(self.path.iterdir()):
+            raise UsageError(f"{self.path}: holds other files and no {self.store.meta_file.name}; give a new or empty folder, or a library")
         pyarrow_modules()  # the search extra, checked before anything is embedded or written
         faiss_module()
         t0 = time.perf_counter()
@@ -427,7 +431,7 @@ def _versions() -> dict:
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
-            pass
+            pass  # not installed here (onnxruntime-gpu, tensorrt, ray are optional): nothing to record
     return out
 
 

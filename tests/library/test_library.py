@@ -220,3 +220,16 @@ def test_without_the_extra_the_commands_say_what_to_install(tmp_path):
             "from prp_deploy.cli import main; main()")
     r = subprocess.run([sys.executable, "-c", code, "search", "x.mp4", "--library", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "pip install 'prp-deploy[search]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_index_out_must_be_a_library_or_a_new_folder(exported, tmp_path):
+    """--out naming a video file or a folder of other files is refused (exit 2) before anything is written."""
+    video = videos_of(exported)[0]
+    folder = video.parent
+    before = sorted(p.name for p in folder.iterdir())
+    for out in (video, folder):
+        r = subprocess.run([*CLI, "index", str(video), "--model", str(exported), "--out", str(out)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before
+    r = subprocess.run([*CLI, "search", str(video), "--library", str(tmp_path), "--html", str(video)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and ".html" in r.stderr

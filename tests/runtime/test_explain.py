@@ -126,3 +126,15 @@ def test_run_overlay_explain(exported, tmp_path):
                            capture_output=True, text=True, timeout=120)
     assert (tmp_path / "r.jsonl").read_text() == (tmp_path / "p.jsonl").read_text()  # the same labels from either graph
     assert cv2.VideoCapture(str(tmp_path / "o.mp4")).read()[0]
+
+
+def test_explain_never_writes_over_its_input_or_into_a_folder(exported, tmp_path):
+    """--out naming the video itself, a non-image --png, one file for both: usage errors (exit 2), nothing written."""
+    video = tmp_path / "clip.mp4"
+    shutil.copy(a_video(exported), video)
+    before = video.read_bytes()
+    for args in (["--out", str(video)], ["--png", str(tmp_path / "dir") + "/"], ["--png", str(tmp_path / "x.mp4")],
+                 ["--out", str(tmp_path / "m.mp4"), "--png", str(tmp_path / "m.mp4")]):
+        r = subprocess.run([*CLI, "explain", str(video), "--model", str(exported), *args], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+    assert video.read_bytes() == before and not (tmp_path / "m.mp4").exists()
