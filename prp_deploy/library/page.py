@@ -3,13 +3,12 @@ showing the query's frames and each hit's, with score, span and labels."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import PRPError
+from ..runtime.thumbnails import image_data, read_frames_until
 from .library import Hit, Library, parse_query
 
 THUMBS = 4  # frames a strip shows, spread over the span
@@ -41,32 +40,12 @@ table { border-collapse: collapse; } td, th { padding: 4px 10px; border-bottom: 
 
 def strip(source: str, start_s: float | None, end_s: float | None, n: int = THUMBS, height: int = THUMB_HEIGHT) -> dict:
     """{"images": [base64 JPEG, ...], "error": str|None}: n frames spread over the span (the whole video without one)."""
-    cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        return {"images": [], "error": "cannot be opened"}
-    try:
-        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-        frames = []
-        while True:  # sequential reads: seeking is not trusted on some streams (see data/video.py)
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(frame)
-            if end_s is not None and len(frames) / fps > end_s:
-                break
-    finally:
-        cap.release()
+    frames, fps = read_frames_until(source, end_s)
     if not frames:
-        return {"images": [], "error": "no frame decoded"}
+        return {"images": [], "error": "cannot be opened or no frame decoded"}
     a = 0 if start_s is None else min(len(frames) - 1, int(start_s * fps))
     b = len(frames) - 1 if end_s is None else min(len(frames) - 1, max(a, int(end_s * fps) - 1))
-    images = []
-    for i in np.linspace(a, b, n).round().astype(int):
-        f = frames[i]
-        w = max(1, round(f.shape[1] * height / f.shape[0]))
-        ok, jpg = cv2.imencode(".jpg", cv2.resize(f, (w, height), interpolation=cv2.INTER_AREA), [cv2.IMWRITE_JPEG_QUALITY, 85])
-        images.append(base64.b64encode(jpg.tobytes()).decode())
-    return {"images": images, "error": None}
+    return {"images": [image_data(frames[i], height) for i in np.linspace(a, b, n).round().astype(int)], "error": None}
 
 
 def write_page(page: Path, lib: Library, query: str, hits: list[Hit], by: str) -> None:

@@ -14,7 +14,6 @@ order (a time stamp first), and for a source indexed twice the newest ok row win
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..errors import PRPError
+from ..runtime.artifacts import sha256
 from ..runtime.sources import NETWORK_SCHEMES
 
 LIBRARY_FILE = "library.json"
@@ -94,14 +94,11 @@ def source_key(source: str, with_hash: bool = False) -> SourceKey:
 
 
 def file_sha256(path: Path) -> str | None:
-    h = hashlib.sha256()
+    """The file's sha256 (the runtime's own, which parity records), None when it cannot be read."""
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return sha256(path)
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def model_identity(model: Path) -> dict:

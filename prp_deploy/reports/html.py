@@ -12,16 +12,13 @@ prints sits in an element with `data-value="<file>:<key>"`, so a test can read i
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Callable
 
-import cv2
-import numpy as np
-
 from ..errors import PRPError
 from ..files import atomic_write
+from ..runtime.thumbnails import image_data, read_frames_until
 from .plots import confusion_figure, curves_figure, data_uri, cosine_figure, lr_figure
 
 REPORT_FILE = "report.html"
@@ -38,25 +35,13 @@ def _load(path: Path) -> dict | list | None:
 
 def _thumb(video: str, height: int = 56) -> str | None:
     """The middle frame of a video as a small JPEG data: URI (None when it cannot be read)."""
-    cap = cv2.VideoCapture(video)
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    if not frames:
-        return None
-    f = frames[len(frames) // 2]
-    f = cv2.resize(f, (max(1, round(f.shape[1] * height / f.shape[0])), height), interpolation=cv2.INTER_AREA)
-    ok, jpg = cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode() if ok else None
+    frames, _ = read_frames_until(video)
+    return f"data:image/jpeg;base64,{image_data(frames[len(frames) // 2], height)}" if frames else None
 
 
 def _explain_images(export: Path, videos: list[str], say) -> list[dict]:
     """A grid per video (its middle window, two frames) from the export's verified explain graph."""
-    from ..runtime.explain import explain_video, open_explainer, write_grid
+    from ..runtime.explain import explain_video, grid_image, open_explainer
 
     try:
         info, backend = open_explainer(export)
@@ -70,11 +55,8 @@ def _explain_images(export: Path, videos: list[str], say) -> list[dict]:
         except PRPError as e:
             say(f"report: {v}: no explain maps ({e})")
             continue
-        middle = maps[len(maps) // 2]
-        tmp = export / f".report-explain-{len(out)}.png"
-        write_grid([middle], tmp)
-        out.append({"video": Path(v).name, "image": "data:image/png;base64," + base64.b64encode(tmp.read_bytes()).decode()})
-        tmp.unlink()
+        grid = grid_image([maps[len(maps) // 2]])  # its middle window
+        out.append({"video": Path(v).name, "image": f"data:image/png;base64,{image_data(grid, ext='.png')}"})
     return out
 
 

@@ -138,6 +138,11 @@ def panels(w: WindowMaps, t: int) -> np.ndarray:
 
 def write_grid(maps: list[WindowMaps], path: Path, frames_per_window: int = 2) -> None:
     """PNG: a row per (window, frame), frames spread over each window."""
+    _write_image(path, grid_image(maps, frames_per_window))
+
+
+def grid_image(maps: list[WindowMaps], frames_per_window: int = 2) -> np.ndarray:
+    """The grid as a BGR image: a row per (window, frame)."""
     rows = []
     for w in maps:
         for t in np.unique(np.linspace(0, len(w.frames) - 1, frames_per_window).round().astype(int)):
@@ -145,7 +150,7 @@ def write_grid(maps: list[WindowMaps], path: Path, frames_per_window: int = 2) -
             cv2.putText(row, f"window {w.window} frame {w.start_frame + int(t)}", (3, PANEL - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.32,
                         (255, 255, 255), 1, cv2.LINE_AA)
             rows.append(row)
-    _write_image(path, np.concatenate(rows, axis=0))
+    return np.concatenate(rows, axis=0)
 
 
 def write_video(maps: list[WindowMaps], path: Path, fps: float) -> None:
@@ -163,8 +168,12 @@ def write_video(maps: list[WindowMaps], path: Path, fps: float) -> None:
 
 def _write_image(path: Path, img: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), img):
-        raise PRPError(f"{path}: cannot write the image (is the extension .png?)")
+    try:
+        ok = cv2.imwrite(str(path), img)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise PRPError(f"{path}: cannot write the image (give a .png or .jpg file)")
 
 
 def mass_inside(m: np.ndarray, mask: np.ndarray) -> float:
@@ -174,4 +183,4 @@ def mass_inside(m: np.ndarray, mask: np.ndarray) -> float:
     return float(m[mask].sum()) / total if total > 0 else 0.0
 
 
-__all__ = ["WindowMaps", "explain_video", "mass_inside", "open_explainer", "write_grid", "write_video"]
+__all__ = ["WindowMaps", "explain_video", "grid_image", "mass_inside", "open_explainer", "write_grid", "write_video"]

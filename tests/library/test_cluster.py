@@ -33,7 +33,7 @@ def actor_pids() -> list[int]:
                     if f.read().startswith(ACTOR_TITLE):
                         pids.append(int(d))
             except OSError:
-                pass
+                pass  # the process ended between listing /proc and reading it
     return sorted(pids)
 
 
