@@ -72,10 +72,13 @@ main.add_command(data)
                    "highest val playback-rate accuracy, or the last. Default: the preset's (pretrain.select).")
 @click.option("--init", "--init-from", "init", type=click.Path(path_type=Path), default=None,
               help="Checkpoint whose encoder a finetune starts from (instead of this run's pretrain/best.pt).")
+@click.option("--keep-epochs", is_flag=True,
+              help="Also keep every pretraining epoch's weights as pretrain/epoch-N.pt (epoch-0.pt: the init), to finetune, "
+                   "export or evaluate any of them (--init-from, prp-deploy eval).")
 @click.option("--resume", is_flag=True, help="Continue the stage in progress from its last.pt (with --out, else the newest run).")
 def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, crop, short_side, objective, intervals, rec_rate,
               motion_attention, pretrain_epochs, finetune_epochs, batch_size, workers, device, seed, out, config_file, preset,
-              val_videos, labels_per_class, label_fraction, subtract_mean, select, init, resume):
+              val_videos, labels_per_class, label_fraction, subtract_mean, select, init, keep_epochs, resume):
     """Pretrain with PRP, finetune for action recognition, evaluate (recognition, retrieval, pretext).
 
     An option left out takes the preset's value: --preset tiny without --data (R(2+1)D-10 x0.25,
@@ -122,7 +125,7 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
             raise PRPError(f"{data_root}: no such dataset folder")
         cfg = build_config(preset, config_file, overrides)
     try:
-        run_dir = train(cfg, stage=stage, out=out, init=init, resume=resume, say=_say)
+        run_dir = train(cfg, stage=stage, out=out, init=init, resume=resume, say=_say, keep_epochs=keep_epochs)
     except Interrupted as e:
         _say(f"interrupted: {e}; continue with: prp-deploy train --resume --out {out or 'RUN'}")
         sys.exit(130)

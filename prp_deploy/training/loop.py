@@ -3,6 +3,7 @@
     for each epoch:      train over the shuffled set (resumable mid-epoch)
                          validate → schedule the lr → log a metrics line
                          best.pt when validation improved, last.pt always
+                         (epoch-N.pt too when the stage keeps every epoch)
 
 A stage brings its parts in one `Stage`: the model, optimiser and scheduler, the training
 set, the step (batch → loss and counts) and the validation (model → metrics).
@@ -54,6 +55,7 @@ class Stage:
     workers: int
     max_bad_fraction: float
     checkpoint_extra: dict  # what the checkpoints carry beside the training state (configs, classes, ...)
+    keep_epochs: bool = False  # also write epoch-N.pt (weights and that epoch's record; epoch-0.pt = the init) after every epoch
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -94,6 +96,14 @@ def run_stage(stage: Stage, rt: Runtime, metrics: MetricsLog, resume: bool, stop
                              "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state(), "epoch": epoch, "step": step,
                              "best": best, "best_record": best_record, "sums": sums, "finished": finished}, path)
 
+    def keep(record: dict | None) -> None:
+        # Weights and record only (no optimiser): enough to finetune, export or evaluate from any epoch.
+        if rt.is_main and stage.keep_epochs:
+            save_checkpoint({**stage.checkpoint_extra, "stage": stage.name, "model": model.state_dict(), "epoch": epoch,
+                             "record": record, "finished": True}, stage.out_dir / f"epoch-{epoch}.pt")
+
+    if epoch == 0 and step == 0:
+        keep(None)
     while epoch < stage.epochs:
         train_set.set_epoch(epoch)
         sampler.set_epoch(epoch, skip=step * stage.batch_size)
@@ -166,6 +176,7 @@ def run_stage(stage: Stage, rt: Runtime, metrics: MetricsLog, resume: bool, stop
             say(_summary(record))
         if improved:
             save(best_path)
+        keep(record)
         save(last_path, finished=epoch >= stage.epochs)
     if not last_path.exists():  # zero epochs asked: still leave a checkpoint of the (initial) model
         save(last_path, finished=True)

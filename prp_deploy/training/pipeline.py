@@ -135,7 +135,7 @@ def prepare_run_dir(cfg: TrainConfig, run_dir: Path, stage: str, resume: bool, r
 
 
 def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: Path | None = None, resume: bool = False,
-          say: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> Path:
+          say: Callable[[str], None] = lambda s: print(s, file=sys.stderr), keep_epochs: bool = False) -> Path:
     """Run `stage` ("all" = pretrain → finetune → eval) of `cfg` into `out`; returns the run folder."""
     if stage not in STAGES:
         raise PRPError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
@@ -160,7 +160,7 @@ def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: P
             with stop.installed():
                 # With --init the encoder comes pretrained (e.g. UCF101 → HMDB51): no pretraining here.
                 if stage in ("all", "pretrain") and cfg.pretrain.objective != "none" and init is None:
-                    chosen = run_stage(pretrain_stage(cfg, run_dir, train_videos, val_videos, rt), rt, metrics, resume, stop, say)
+                    chosen = run_stage(pretrain_stage(cfg, run_dir, train_videos, val_videos, rt, keep_epochs), rt, metrics, resume, stop, say)
                     say(selection_line(cfg.pretrain.select, chosen))
                     if rt.world > 1:
                         torch.distributed.barrier()  # every rank finetunes from the best.pt rank 0 has finished writing

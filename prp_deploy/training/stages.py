@@ -70,7 +70,7 @@ def _checkpoint_extra(cfg: TrainConfig) -> dict:
             "config_hash": cfg.hash(), "versions": versions()}
 
 
-def pretrain_stage(cfg: TrainConfig, run_dir: Path, train: list[Video], val: list[Video], rt: Runtime) -> Stage:
+def pretrain_stage(cfg: TrainConfig, run_dir: Path, train: list[Video], val: list[Video], rt: Runtime, keep_epochs: bool = False) -> Stage:
     p, d = cfg.pretrain, cfg.data
     torch.manual_seed(cfg.seed)
     dp, gp = p.objective in ("dp", "dgp"), p.objective in ("gp", "dgp")
@@ -105,7 +105,8 @@ def pretrain_stage(cfg: TrainConfig, run_dir: Path, train: list[Video], val: lis
     extra = {**_checkpoint_extra(cfg), "objective": p.objective, "intervals": list(p.intervals), "rec_rate": p.rec_rate if gp else None}
     return Stage("pretrain", run_dir / "pretrain", model, optimizer,
                  make_scheduler(optimizer, p, p.epochs * steps_per_epoch(len(train_set), p.batch_size, rt.world)), p.schedule == "cosine",
-                 train_set, step, validate, *PRETRAIN_SELECT[p.select], p.epochs, p.batch_size, cfg.seed, d.workers, d.max_bad_fraction, extra)
+                 train_set, step, validate, *PRETRAIN_SELECT[p.select], p.epochs, p.batch_size, cfg.seed, d.workers, d.max_bad_fraction, extra,
+                 keep_epochs)
 
 
 def finetune_stage(cfg: TrainConfig, run_dir: Path, index: VideoIndex, train: list[Video], val: list[Video], init: Path | None,

@@ -43,6 +43,25 @@ def test_a_pretrained_encoder_on_another_dataset(datasets, tmp_path):
     assert result["retrieval"]["queries"] == result["test_videos"] and result["retrieval"]["gallery"] == result["training_videos"]
 
 
+def test_a_kept_epoch_is_evaluated_and_finetuned_from(datasets, tmp_path):
+    """`train --keep-epochs` leaves pretrain/epoch-N.pt: `eval` judges it, `--init-from` finetunes from it."""
+    from dataclasses import replace
+
+    from prp_deploy.training.pipeline import train
+    from tests.runs import tiny_run_config
+
+    own, other = datasets
+    cfg = tiny_run_config(own, "r3d", 0, "dgp")
+    run = train(cfg, stage="pretrain", out=tmp_path / "run", say=lambda s: None, keep_epochs=True)
+    assert sorted(p.name for p in (run / "pretrain").glob("epoch-*.pt")) == ["epoch-0.pt", "epoch-1.pt"]
+    result, _ = evaluate_on(run / "pretrain" / "epoch-0.pt", str(other), "ucf101", out=tmp_path / "e0.json")
+    assert result["stage"] == "pretrain" and result["pretext"]["clips"] > 0
+    said, cfg = [], replace(cfg, finetune=replace(cfg.finetune, clips_per_epoch=16))  # a start is all this needs
+    fine = train(cfg, stage="all", out=tmp_path / "fine", init=run / "pretrain" / "epoch-1.pt", say=said.append)
+    assert any(f"initialised from {run / 'pretrain' / 'epoch-1.pt'}" in s for s in said)
+    assert json.loads((fine / "eval.json").read_text())["pretrained_from"] == str(run / "pretrain" / "epoch-1.pt")
+
+
 def test_a_finetuned_model_on_the_same_classes_and_on_others(datasets, tmp_path):
     own, other = datasets
     run = make_run(tmp_path / "run", own, "r3d", seed=3)

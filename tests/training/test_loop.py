@@ -21,7 +21,7 @@ class _Clips(torch.utils.data.Dataset):
         pass  # the loop's per-epoch hook: a fixed toy set has nothing to redraw
 
 
-def _stage(tmp_path, scripted: list[dict], select: str, mode: str) -> Stage:
+def _stage(tmp_path, scripted: list[dict], select: str, mode: str, keep_epochs: bool = False) -> Stage:
     model = torch.nn.Linear(8, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     results = iter(scripted)
@@ -30,7 +30,7 @@ def _stage(tmp_path, scripted: list[dict], select: str, mode: str) -> Stage:
         return net(batch["clip"].flatten(1)).pow(2).mean(), {}
 
     return Stage("pretrain", tmp_path / "pretrain", model, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 10), False, _Clips(), step,
-                 lambda m: dict(next(results)), select, mode, len(scripted), 2, 0, 0, 0.0, {"encoder": {"backbone": "toy"}})
+                 lambda m: dict(next(results)), select, mode, len(scripted), 2, 0, 0, 0.0, {"encoder": {"backbone": "toy"}}, keep_epochs)
 
 
 @pytest.mark.parametrize("scripted,select,mode,best", [
@@ -62,6 +62,29 @@ def test_pretrain_select_rules(rule, best, tmp_path):
     assert record["epoch"] == best and load_checkpoint(tmp_path / "pretrain" / "best.pt")["epoch"] == best
     line = selection_line(rule, record)
     assert f"best.pt is epoch {best} (pretrain.select {rule}" in line and ("rate accuracy" in line or rule == "rate_accuracy")
+
+
+def test_keep_epochs_writes_every_epochs_weights(tmp_path):
+    """--keep-epochs: epoch-0.pt is the init, epoch-N.pt the weights after epoch N with its record,
+    the last one the weights last.pt holds; without the flag none is written."""
+    history = [{"val_loss": v} for v in (0.3, 0.1, 0.2)]
+    stage = _stage(tmp_path, history, "val_loss", "min", keep_epochs=True)
+    init = {k: v.clone() for k, v in stage.model.state_dict().items()}
+    run_stage(stage, Runtime(torch.device("cpu")), MetricsLog(tmp_path, enabled=False), resume=False, stop=StopFlag(), say=lambda s: None)
+    pre = tmp_path / "pretrain"
+    kept = [load_checkpoint(pre / f"epoch-{e}.pt") for e in range(4)]
+    assert all(torch.equal(kept[0]["model"][k], v) for k, v in init.items())
+    assert [k["epoch"] for k in kept] == [0, 1, 2, 3] and [k["record"] and k["record"]["val_loss"] for k in kept] == [None, 0.3, 0.1, 0.2]
+    last, best = load_checkpoint(pre / "last.pt"), load_checkpoint(pre / "best.pt")
+    assert all(torch.equal(kept[3]["model"][k], v) for k, v in last["model"].items())
+    assert all(torch.equal(kept[2]["model"][k], v) for k, v in best["model"].items())
+    assert not torch.equal(kept[1]["model"]["weight"], kept[2]["model"]["weight"])  # each file is its own epoch's
+    assert kept[0]["encoder"] == {"backbone": "toy"} and "optimizer" not in kept[1]  # rebuildable, weights only
+
+    plain = tmp_path / "plain"
+    run_stage(_stage(plain, history, "val_loss", "min"), Runtime(torch.device("cpu")), MetricsLog(plain, enabled=False),
+              resume=False, stop=StopFlag(), say=lambda s: None)
+    assert not list((plain / "pretrain").glob("epoch-*.pt"))
 
 
 def test_select_is_validated_and_keeps_old_hashes():
