@@ -67,9 +67,10 @@ main.add_command(data)
               help="Finetune on this fraction of each class's training videos (1 = every label).")
 @click.option("--subtract-mean/--no-subtract-mean", default=None,
               help="The encoder centres each pixel over the clip's time first (tiny preset: on; the paper: off).")
-@click.option("--select", type=click.Choice(["val_loss", "rate_accuracy", "last"]), default=None,
-              help="Which pretraining epoch becomes pretrain/best.pt (finetuning's start): lowest val loss (the paper's code), "
-                   "highest val playback-rate accuracy, or the last. Default: the preset's (pretrain.select).")
+@click.option("--select", type=click.Choice(["val_loss", "rate_accuracy", "last", "average"]), default=None,
+              help="Which pretraining encoder becomes pretrain/best.pt (finetuning's start): the epoch of lowest val loss "
+                   "(the paper's code), of highest val playback-rate accuracy, the last, or the mean of the last 3 epochs' "
+                   "weights. Default: the preset's (pretrain.select).")
 @click.option("--init", "--init-from", "init", type=click.Path(path_type=Path), default=None,
               help="Checkpoint whose encoder a finetune starts from (instead of this run's pretrain/best.pt).")
 @click.option("--keep-epochs", is_flag=True,

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from prp_deploy.training.loop import mean_weights  # the same mean as pretrain.select average
+
 RULES = ("val_loss", "rate_accuracy", "last", "average")
 
 
@@ -60,10 +62,7 @@ def average_checkpoint(pre: Path, epochs: list[int]) -> Path:
     if out.exists():
         return out
     states = [torch.load(pre / f"epoch-{e}.pt", map_location="cpu", weights_only=False) for e in epochs]
-    mean = {}
-    for k, v in states[-1]["model"].items():
-        mean[k] = torch.stack([s["model"][k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v
-    torch.save({**states[-1], "model": mean, "averaged_epochs": epochs, "record": None}, out)
+    torch.save({**states[-1], "model": mean_weights([s["model"] for s in states]), "averaged_epochs": epochs, "record": None}, out)
     return out
 
 
@@ -75,6 +74,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--average", type=int, default=3, help="the last N epochs averaged (0: no average candidate)")
     ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES, help="the candidates to finetune (all by default)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     data = ["--data", a.data, "--dataset", a.dataset] if a.data else []
@@ -88,9 +88,9 @@ def main() -> None:
         pretrain_s = time.perf_counter() - t0
         records = pretrain_records(run)
         last = records[-1]["epoch"]
-        picks = {rule: pick(records, rule) for rule in RULES if rule != "average"}
+        picks = {rule: pick(records, rule) for rule in RULES if rule != "average" and rule in a.rules}
         ckpts = {rule: run / "pretrain" / f"epoch-{e}.pt" for rule, e in picks.items()}
-        if a.average > 1:
+        if a.average > 1 and "average" in a.rules:
             ckpts["average"] = average_checkpoint(run / "pretrain", list(range(last - a.average + 1, last + 1)))
         done: dict[Path, dict] = {}
         for rule, ckpt in ckpts.items():

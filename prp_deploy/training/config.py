@@ -26,8 +26,11 @@ SCHEMA_VERSION = 2  # 2: data.preprocess holds the preprocessing spec (1 had its
 OBJECTIVES = ("dgp", "dp", "gp", "none")
 OPTIMIZERS = ("sgd", "adam")
 PRETRAIN_SCHEDULES = ("plateau", "cosine")
-# pretrain.select → (the validation record key, better when) that picks pretrain/best.pt; "last": every epoch replaces it.
-PRETRAIN_SELECT = {"val_loss": ("val_loss", "min"), "rate_accuracy": ("val_rate_accuracy", "max"), "last": ("epoch", "max")}
+# pretrain.select → (the validation record key, better when) that picks pretrain/best.pt; "last": every epoch replaces it;
+# "average": as last during training, then best.pt becomes the mean of the last AVERAGE_EPOCHS epochs' weights.
+PRETRAIN_SELECT = {"val_loss": ("val_loss", "min"), "rate_accuracy": ("val_rate_accuracy", "max"), "last": ("epoch", "max"),
+                   "average": ("epoch", "max")}
+AVERAGE_EPOCHS = 3
 FINETUNE_SCHEDULES = ("step", "cosine")
 # Validation videos held out of the training list, as the reference code did.
 DEFAULT_VAL_VIDEOS = {"ucf101": 800, "hmdb51": 400, "folder": 800}

@@ -3,7 +3,9 @@
     for each epoch:      train over the shuffled set (resumable mid-epoch)
                          validate → schedule the lr → log a metrics line
                          best.pt when validation improved, last.pt always
-                         (epoch-N.pt too when the stage keeps every epoch)
+                         (epoch-N.pt too for the epochs the stage keeps)
+
+A stage may make best.pt the mean of its last epochs' weights instead (`average_epochs`).
 
 A stage brings its parts in one `Stage`: the model, optimiser and scheduler, the training
 set, the step (batch → loss and counts) and the validation (model → metrics).
@@ -55,7 +57,9 @@ class Stage:
     workers: int
     max_bad_fraction: float
     checkpoint_extra: dict  # what the checkpoints carry beside the training state (configs, classes, ...)
-    keep_epochs: bool = False  # also write epoch-N.pt (weights and that epoch's record; epoch-0.pt = the init) after every epoch
+    # Also write epoch-N.pt (weights and that epoch's record) for every epoch N >= keep_from
+    # (0: all of them, epoch-0.pt being the init); None: none.
+    keep_from: int | None = None
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -98,7 +102,7 @@ def run_stage(stage: Stage, rt: Runtime, metrics: MetricsLog, resume: bool, stop
 
     def keep(record: dict | None) -> None:
         # Weights and record only (no optimiser): enough to finetune, export or evaluate from any epoch.
-        if rt.is_main and stage.keep_epochs:
+        if rt.is_main and stage.keep_from is not None and epoch >= stage.keep_from:
             save_checkpoint({**stage.checkpoint_extra, "stage": stage.name, "model": model.state_dict(), "epoch": epoch,
                              "record": record, "finished": True}, stage.out_dir / f"epoch-{epoch}.pt")
 
@@ -182,6 +186,28 @@ def run_stage(stage: Stage, rt: Runtime, metrics: MetricsLog, resume: bool, stop
         save(last_path, finished=True)
         save(best_path, finished=True)
     return best_record or {}
+
+
+def mean_weights(states: list[dict]) -> dict:
+    """The elementwise mean of state dicts (BatchNorm running statistics included; integer
+    counters such as num_batches_tracked are the last one's)."""
+    last = states[-1]
+    return {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v.clone()
+            for k, v in last.items()}
+
+
+def average_epochs(stage: Stage, epochs: list[int], rt: Runtime) -> dict:
+    """best.pt := the mean of the kept epochs' weights, validated like an epoch; returns its record.
+
+    Averaging the last epochs of a schedule that decays to zero smooths what one epoch's noise
+    (its last batches, its validation draw) would otherwise decide (measured in docs/results.md)."""
+    kept = [load_checkpoint(stage.out_dir / f"epoch-{e}.pt") for e in epochs]
+    stage.model.load_state_dict(mean_weights([k["model"] for k in kept]))
+    record = {"stage": stage.name, "epoch": epochs[-1], "averaged_epochs": list(epochs), **stage.validate(stage.model)}
+    if rt.is_main:
+        save_checkpoint({**stage.checkpoint_extra, "stage": stage.name, "model": stage.model.state_dict(), "epoch": epochs[-1],
+                         "averaged_epochs": list(epochs), "best_record": record, "finished": True}, stage.out_dir / "best.pt")
+    return record
 
 
 def _bar(total: int, desc: str, rt: Runtime):

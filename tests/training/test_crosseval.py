@@ -9,9 +9,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from prp_deploy.data.synth import SynthSpec, write_synthetic
 from prp_deploy.errors import PRPError
+from prp_deploy.rundir import load_checkpoint
 from prp_deploy.training.crosseval import evaluate_on
 from prp_deploy.training.evaluate import majority_chance
 from tests.runs import make_run
@@ -60,6 +62,29 @@ def test_a_kept_epoch_is_evaluated_and_finetuned_from(datasets, tmp_path):
     fine = train(cfg, stage="all", out=tmp_path / "fine", init=run / "pretrain" / "epoch-1.pt", say=said.append)
     assert any(f"initialised from {run / 'pretrain' / 'epoch-1.pt'}" in s for s in said)
     assert json.loads((fine / "eval.json").read_text())["pretrained_from"] == str(run / "pretrain" / "epoch-1.pt")
+
+
+def test_select_average_in_a_real_pretraining(datasets, tmp_path):
+    """`--select average` through `train`: best.pt is the mean of the last epochs (here both of
+    2), finetuning and eval read it, and the run says so."""
+    from dataclasses import replace
+
+    from prp_deploy.training.pipeline import train
+    from tests.runs import tiny_run_config
+
+    own, _ = datasets
+    cfg = tiny_run_config(own, "r3d", 0, "dgp")
+    cfg = replace(cfg, pretrain=replace(cfg.pretrain, select="average", epochs=2), finetune=replace(cfg.finetune, clips_per_epoch=16))
+    said = []
+    run = train(cfg, stage="all", out=tmp_path / "run", say=said.append)
+    pre = run / "pretrain"
+    best, kept = load_checkpoint(pre / "best.pt"), [load_checkpoint(pre / f"epoch-{e}.pt")["model"] for e in (1, 2)]
+    assert best["averaged_epochs"] == [1, 2] and not (pre / "epoch-0.pt").exists()
+    for k, v in best["model"].items():
+        if v.is_floating_point():
+            assert torch.allclose(v, (kept[0][k] + kept[1][k]) / 2, atol=1e-6), k
+    assert any("best.pt is the mean of epochs 1-2's weights" in s for s in said)
+    assert json.loads((run / "eval.json").read_text())["pretext"]["clips"] > 0
 
 
 def test_a_finetuned_model_on_the_same_classes_and_on_others(datasets, tmp_path):
