@@ -206,7 +206,8 @@ def average_epochs(stage: Stage, epochs: list[int], rt: Runtime) -> dict:
     record = {"stage": stage.name, "epoch": epochs[-1], "averaged_epochs": list(epochs), **stage.validate(stage.model)}
     if rt.is_main:
         save_checkpoint({**stage.checkpoint_extra, "stage": stage.name, "model": stage.model.state_dict(), "epoch": epochs[-1],
-                         "averaged_epochs": list(epochs), "best_record": record, "finished": True}, stage.out_dir / "best.pt")
+                         "averaged_epochs": list(epochs), "best": epochs[-1], "best_record": record, "finished": True},
+                        stage.out_dir / "best.pt")
     return record
 
 

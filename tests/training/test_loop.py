@@ -113,13 +113,20 @@ def test_average_makes_best_the_mean_of_the_last_epochs(tmp_path):
                                                   "validation loss 0.3500")
 
 
-def test_select_is_validated_and_keeps_old_hashes():
+def test_select_is_validated_and_keeps_old_hashes(tmp_path):
     from prp_deploy.errors import PRPError
-    from prp_deploy.training.config import build_config
+    from prp_deploy.rundir import write_run_config
+    from prp_deploy.training.config import build_config, load_run_config
 
-    base = build_config("tiny", None, {})
-    assert build_config("tiny", None, {"pretrain": {"select": "val_loss"}}).hash() == base.hash()  # runs made before keep theirs
-    assert build_config("tiny", None, {"pretrain": {"select": "last"}}).hash() != base.hash()
+    tiny, paper = build_config("tiny", None, {}), build_config("paper", None, {})
+    assert tiny.pretrain.select == "average" and paper.pretrain.select == "val_loss"  # measured (tiny) / the paper's rule
+    assert build_config("tiny", None, {"pretrain": {"select": "last"}}).hash() != tiny.hash()
+    # A run made before pretrain.select existed (no select key) is the val_loss rule and keeps its hash.
+    before = tiny.to_dict()
+    before["pretrain"].pop("select")
+    write_run_config(tmp_path, before, "unused")
+    old = load_run_config(tmp_path)
+    assert old.pretrain.select == "val_loss" and old.hash() == build_config("tiny", None, {"pretrain": {"select": "val_loss"}}).hash()
     with pytest.raises(PRPError, match="pretrain.select must be one of"):
         build_config("tiny", None, {"pretrain": {"select": "best"}})
     with pytest.raises(PRPError, match="needs a playback-rate head"):
