@@ -317,8 +317,12 @@ def test_stream_that_dies_and_comes_back_carries_on(exported, tmp_path):
     url = f"http://127.0.0.1:{port}/v.avi"
     run = subprocess.Popen([sys.executable, "-m", "prp_deploy", "run", url, "--model", str(exported), "--out", str(out),
                             "--reconnect", "6", "--reconnect-wait", "0.3"], stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    server.kill()  # mid-stream
+    # Mid-stream by what the run has done, not by a sleep: on a loaded machine its start-up alone
+    # can outlast a fixed delay, and the server would die before the first byte was read.
+    deadline = time.time() + 60
+    while time.time() < deadline and run.poll() is None and not (out.exists() and out.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    server.kill()  # mid-stream: the first window is written, the throttled rest still to come
     server.wait()
     time.sleep(1.0)
     server = _serve(video, port)
