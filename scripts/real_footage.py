@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from select_study import pick  # the scripts' folder is on sys.path when run as a script
+
 SHARED_CLIPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "clips"
 TEST_FRACTION = 0.3
 
@@ -133,9 +135,7 @@ def main() -> None:
         epochs = {r["epoch"]: {"val_loss": r["val_loss"], "val_rate_accuracy": r["val_rate_accuracy"],
                                "test": test_pretext(run / "pretrain" / f"epoch-{r['epoch']}.pt", root)} for r in records}
         untrained = test_pretext(run / "pretrain" / "epoch-0.pt", root)
-        picks = {"val_loss": min(records, key=lambda r: (r["val_loss"], r["epoch"]))["epoch"],
-                 "rate_accuracy": min(records, key=lambda r: (-r["val_rate_accuracy"], r["epoch"]))["epoch"],
-                 "last": records[-1]["epoch"]}
+        picks = {rule: pick(records, rule) for rule in ("val_loss", "rate_accuracy", "last")}
         baseline = None
         if not a.no_baseline:
             t1 = time.perf_counter()

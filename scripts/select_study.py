@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from prp_deploy.training.config import PRETRAIN_SELECT
 from prp_deploy.training.loop import mean_weights  # the same mean as pretrain.select average
 
 RULES = ("val_loss", "rate_accuracy", "last", "average")
@@ -48,12 +49,11 @@ def pretrain_records(run: Path) -> list[dict]:
 
 
 def pick(records: list[dict], rule: str) -> int:
-    """The epoch `pretrain.select` picks (strictly better only, as loop.py's _better)."""
-    if rule == "last":
-        return records[-1]["epoch"]
-    key, sign = {"val_loss": ("val_loss", 1), "rate_accuracy": ("val_rate_accuracy", -1)}[rule]
-    best = min(records, key=lambda r: (sign * r[key], r["epoch"]))
-    return best["epoch"]
+    """The epoch `pretrain.select` picks from a metrics.jsonl history: the first strictly best
+    (loop.py's rule; "last" is the highest epoch)."""
+    key, mode = PRETRAIN_SELECT[rule]
+    sign = 1 if mode == "min" else -1
+    return min(records, key=lambda r: (sign * r[key], r["epoch"]))["epoch"]
 
 
 def average_checkpoint(pre: Path, epochs: list[int]) -> Path:

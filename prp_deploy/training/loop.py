@@ -5,7 +5,7 @@
                          best.pt when validation improved, last.pt always
                          (epoch-N.pt too for the epochs the stage keeps)
 
-A stage may make best.pt the mean of its last epochs' weights instead (`average_epochs`).
+A stage may make best.pt the mean of its last epochs' weights instead (`average_last`).
 
 A stage brings its parts in one `Stage`: the model, optimiser and scheduler, the training
 set, the step (batch → loss and counts) and the validation (model → metrics).
@@ -60,6 +60,9 @@ class Stage:
     # Also write epoch-N.pt (weights and that epoch's record) for every epoch N >= keep_from
     # (0: all of them, epoch-0.pt being the init); None: none.
     keep_from: int | None = None
+    # > 0: at the end best.pt becomes the mean of the last `average_last` epochs' weights
+    # (kept for it as epoch-N.pt), validated like an epoch (pretrain.select average).
+    average_last: int = 0
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -76,6 +79,7 @@ def run_stage(stage: Stage, rt: Runtime, metrics: MetricsLog, resume: bool, stop
     last_path, best_path = stage.out_dir / "last.pt", stage.out_dir / "best.pt"
     epoch, step, best, sums = 0, 0, None, {}
     best_record = None
+    averaged = averaged_epochs(stage.epochs, stage.average_last)
     if resume and last_path.exists():
         state = load_checkpoint(last_path)
         if state.get("stage") != stage.name:
@@ -87,7 +91,8 @@ def run_stage(stage: Stage, rt: Runtime, metrics: MetricsLog, resume: bool, stop
         epoch, step, best, sums = state["epoch"], state["step"], state["best"], state["sums"]
         if epoch >= stage.epochs:
             say(f"{stage.name}: already finished ({epoch} epochs), nothing to resume")
-            return state.get("best_record") or {}
+            # The average again (the same weights) in case the stop came between the last epoch and it.
+            return _average(stage, averaged, rt) if averaged else state.get("best_record") or {}
         best_record = state.get("best_record")
         say(f"{stage.name}: resuming at epoch {epoch + 1}, step {step}")
     stage.out_dir.mkdir(parents=True, exist_ok=True)
@@ -102,7 +107,7 @@ def run_stage(stage: Stage, rt: Runtime, metrics: MetricsLog, resume: bool, stop
 
     def keep(record: dict | None) -> None:
         # Weights and record only (no optimiser): enough to finetune, export or evaluate from any epoch.
-        if rt.is_main and stage.keep_from is not None and epoch >= stage.keep_from:
+        if rt.is_main and ((stage.keep_from is not None and epoch >= stage.keep_from) or epoch in averaged):
             save_checkpoint({**stage.checkpoint_extra, "stage": stage.name, "model": model.state_dict(), "epoch": epoch,
                              "record": record, "finished": True}, stage.out_dir / f"epoch-{epoch}.pt")
 
@@ -185,7 +190,12 @@ def run_stage(stage: Stage, rt: Runtime, metrics: MetricsLog, resume: bool, stop
     if not last_path.exists():  # zero epochs asked: still leave a checkpoint of the (initial) model
         save(last_path, finished=True)
         save(best_path, finished=True)
-    return best_record or {}
+    return _average(stage, averaged, rt) if averaged else best_record or {}
+
+
+def averaged_epochs(epochs: int, last: int) -> list[int]:
+    """The epochs an `average_last` stage takes the mean of: the last `last` (fewer in a shorter run)."""
+    return list(range(max(1, epochs - last + 1), epochs + 1)) if last > 0 else []
 
 
 def mean_weights(states: list[dict]) -> dict:
@@ -196,11 +206,13 @@ def mean_weights(states: list[dict]) -> dict:
             for k, v in last.items()}
 
 
-def average_epochs(stage: Stage, epochs: list[int], rt: Runtime) -> dict:
+def _average(stage: Stage, epochs: list[int], rt: Runtime) -> dict:
     """best.pt := the mean of the kept epochs' weights, validated like an epoch; returns its record.
 
     Averaging the last epochs of a schedule that decays to zero smooths what one epoch's noise
     (its last batches, its validation draw) would otherwise decide (measured in docs/results.md)."""
+    if rt.world > 1:
+        torch.distributed.barrier()  # rank 0 has written the epochs averaged
     kept = [load_checkpoint(stage.out_dir / f"epoch-{e}.pt") for e in epochs]
     stage.model.load_state_dict(mean_weights([k["model"] for k in kept]))
     record = {"stage": stage.name, "epoch": epochs[-1], "averaged_epochs": list(epochs), **stage.validate(stage.model)}

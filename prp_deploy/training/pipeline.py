@@ -25,10 +25,10 @@ from ..rundir import CONFIG_FILE, EVAL_FILE, load_checkpoint, read_run_config, r
 from .common import MetricsLog, Runtime, StopFlag, setup_runtime
 from .config import TrainConfig, val_count
 from .evaluate import pretext, recognition, retrieval
-from .loop import average_epochs, run_stage
+from .loop import run_stage
 from .report import eval_summary, plot_curves
 from .splits import labelled_subset, split_validation, train_videos_of
-from .stages import averaged_epochs, finetune_stage, pretext_clips, pretrain_stage, random_encoder
+from .stages import finetune_stage, pretext_clips, pretrain_stage, random_encoder
 
 STAGES = ("all", "pretrain", "finetune", "eval")
 EVAL_SCHEMA_VERSION = 1
@@ -164,12 +164,7 @@ def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: P
             with stop.installed():
                 # With --init the encoder comes pretrained (e.g. UCF101 → HMDB51): no pretraining here.
                 if stage in ("all", "pretrain") and cfg.pretrain.objective != "none" and init is None:
-                    pre = pretrain_stage(cfg, run_dir, train_videos, val_videos, rt, keep_epochs)
-                    chosen = run_stage(pre, rt, metrics, resume, stop, say)
-                    if cfg.pretrain.select == "average" and cfg.pretrain.epochs > 0:
-                        if rt.world > 1:
-                            torch.distributed.barrier()  # rank 0 has written the epochs averaged
-                        chosen = average_epochs(pre, averaged_epochs(cfg.pretrain.epochs), rt)
+                    chosen = run_stage(pretrain_stage(cfg, run_dir, train_videos, val_videos, rt, keep_epochs), rt, metrics, resume, stop, say)
                     say(selection_line(cfg.pretrain.select, chosen))
                     if rt.world > 1:
                         torch.distributed.barrier()  # every rank finetunes from the best.pt rank 0 has finished writing

@@ -106,12 +106,7 @@ def pretrain_stage(cfg: TrainConfig, run_dir: Path, train: list[Video], val: lis
     return Stage("pretrain", run_dir / "pretrain", model, optimizer,
                  make_scheduler(optimizer, p, p.epochs * steps_per_epoch(len(train_set), p.batch_size, rt.world)), p.schedule == "cosine",
                  train_set, step, validate, *PRETRAIN_SELECT[p.select], p.epochs, p.batch_size, cfg.seed, d.workers, d.max_bad_fraction, extra,
-                 0 if keep_epochs else averaged_epochs(p.epochs)[0] if p.select == "average" and p.epochs > 0 else None)
-
-
-def averaged_epochs(epochs: int) -> list[int]:
-    """The epochs pretrain.select average takes the mean of: the last AVERAGE_EPOCHS (fewer in a shorter run)."""
-    return list(range(max(1, epochs - AVERAGE_EPOCHS + 1), epochs + 1))
+                 0 if keep_epochs else None, AVERAGE_EPOCHS if p.select == "average" else 0)
 
 
 def finetune_stage(cfg: TrainConfig, run_dir: Path, index: VideoIndex, train: list[Video], val: list[Video], init: Path | None,

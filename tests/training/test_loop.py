@@ -21,7 +21,8 @@ class _Clips(torch.utils.data.Dataset):
         pass  # the loop's per-epoch hook: a fixed toy set has nothing to redraw
 
 
-def _stage(tmp_path, scripted: list[dict], select: str, mode: str, keep_from: int | None = None, epochs: int | None = None) -> Stage:
+def _stage(tmp_path, scripted: list[dict], select: str, mode: str, keep_from: int | None = None, epochs: int | None = None,
+           average_last: int = 0) -> Stage:
     model = torch.nn.Linear(8, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     results = iter(scripted)
@@ -30,7 +31,8 @@ def _stage(tmp_path, scripted: list[dict], select: str, mode: str, keep_from: in
         return net(batch["clip"].flatten(1)).pow(2).mean(), {}
 
     return Stage("pretrain", tmp_path / "pretrain", model, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 10), False, _Clips(), step,
-                 lambda m: dict(next(results)), select, mode, epochs or len(scripted), 2, 0, 0, 0.0, {"encoder": {"backbone": "toy"}}, keep_from)
+                 lambda m: dict(next(results)), select, mode, epochs or len(scripted), 2, 0, 0, 0.0, {"encoder": {"backbone": "toy"}}, keep_from,
+                 average_last)
 
 
 @pytest.mark.parametrize("scripted,select,mode,best", [
@@ -90,25 +92,27 @@ def test_keep_epochs_writes_every_epochs_weights(tmp_path):
 def test_average_makes_best_the_mean_of_the_last_epochs(tmp_path):
     """pretrain.select average: only the averaged epochs are kept, best.pt holds their mean
     weights and the average is validated like an epoch (its own record, said in one line)."""
-    from prp_deploy.training.config import PRETRAIN_SELECT
-    from prp_deploy.training.loop import average_epochs
+    from prp_deploy.training.config import AVERAGE_EPOCHS, PRETRAIN_SELECT
+    from prp_deploy.training.loop import averaged_epochs
     from prp_deploy.training.pipeline import selection_line
-    from prp_deploy.training.stages import averaged_epochs
 
     history = [{"val_loss": v} for v in (0.9, 0.5, 0.4, 0.3, 0.35)]  # the last is the average's validation
-    stage = _stage(tmp_path, history, *PRETRAIN_SELECT["average"], keep_from=averaged_epochs(4)[0], epochs=4)
+    stage = _stage(tmp_path, history, *PRETRAIN_SELECT["average"], epochs=4, average_last=AVERAGE_EPOCHS)
     rt = Runtime(torch.device("cpu"))
-    run_stage(stage, rt, MetricsLog(tmp_path, enabled=False), resume=False, stop=StopFlag(), say=lambda s: None)
+    record = run_stage(stage, rt, MetricsLog(tmp_path, enabled=False), resume=False, stop=StopFlag(), say=lambda s: None)
     pre = tmp_path / "pretrain"
-    assert averaged_epochs(4) == [2, 3, 4] and averaged_epochs(2) == [1, 2]
+    assert averaged_epochs(4, 3) == [2, 3, 4] and averaged_epochs(2, 3) == [1, 2]
     assert sorted(p.name for p in pre.glob("epoch-*.pt")) == ["epoch-2.pt", "epoch-3.pt", "epoch-4.pt"]
-    record = average_epochs(stage, [2, 3, 4], rt)
     kept = [load_checkpoint(pre / f"epoch-{e}.pt")["model"] for e in (2, 3, 4)]
     best = load_checkpoint(pre / "best.pt")
     for k in ("weight", "bias"):
         assert torch.allclose(best["model"][k], sum(m[k] for m in kept) / 3, atol=1e-7)
         assert not torch.equal(best["model"][k], kept[-1][k])
     assert best["averaged_epochs"] == [2, 3, 4] and record["val_loss"] == 0.35 and record["epoch"] == 4
+    # Stopped between the last epoch and the average: a resume of the finished stage averages again, to the same weights.
+    again = run_stage(_stage(tmp_path, [{"val_loss": 0.35}], *PRETRAIN_SELECT["average"], epochs=4, average_last=AVERAGE_EPOCHS), rt,
+                      MetricsLog(tmp_path, enabled=False), resume=True, stop=StopFlag(), say=lambda s: None)
+    assert again == record and torch.equal(load_checkpoint(pre / "best.pt")["model"]["weight"], best["model"]["weight"])
     assert selection_line("average", record) == ("pretrain: best.pt is the mean of epochs 2-4's weights (pretrain.select average), "
                                                   "validation loss 0.3500")
 
