@@ -479,13 +479,14 @@ def eval_cmd(source, data_root, dataset, split, clips, out):
         raise PRPError(f"eval needs the train extra (torch): pip install 'prp-deploy[train]' ({e.name} missing)") from None
     if data_root is not None and dataset is None:
         raise UsageError("--data needs --dataset (ucf101, hmdb51 or folder)")
+    _check_new_file(out, "--out", (".json",), [source, data_root])  # before minutes of evaluation, not after
     result, path = evaluate_on(source, str(data_root) if data_root else None, dataset, split, out, clips, _say)
     _say(summary(result))
     _say(f"wrote {path}")
 
 
 def _check_new_file(path, flag: str, suffixes: tuple[str, ...], inputs: list) -> None:
-    """An output file of `explain` or `search`: a file name with one of `suffixes`, never a folder
+    """An output file of `explain`, `search` or `eval`: a file name with one of `suffixes`, never a folder
     and never one of the command's inputs (nothing the user gave is written over)."""
     if path is None:
         return

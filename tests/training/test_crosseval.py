@@ -110,3 +110,9 @@ def test_eval_command_errors(tmp_path):
     assert r.returncode == 1 and "not a trained run folder" in r.stderr and "Traceback" not in r.stderr
     with pytest.raises(PRPError, match="no such checkpoint"):
         evaluate_on(tmp_path / "nope.pt", None, None)
+    # --out naming a folder (a trailing slash, or one that exists) or a non-JSON file: one line, exit 2, before any work.
+    (tmp_path / "out").mkdir()
+    for out, said in ((tmp_path / "out", "names a folder"), (f"{tmp_path}/new/", "give a .json"), (tmp_path / "r.txt", "give a .json")):
+        r = subprocess.run([*CLI, "eval", str(tmp_path), "--out", str(out)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert list((tmp_path / "out").iterdir()) == []
