@@ -164,7 +164,9 @@ def train(cfg: TrainConfig, stage: str = "all", out: Path | None = None, init: P
             with stop.installed():
                 # With --init the encoder comes pretrained (e.g. UCF101 → HMDB51): no pretraining here.
                 if stage in ("all", "pretrain") and cfg.pretrain.objective != "none" and init is None:
-                    chosen = run_stage(pretrain_stage(cfg, run_dir, train_videos, val_videos, rt, keep_epochs), rt, metrics, resume, stop, say)
+                    # A resume keeps every epoch when the run began so (its epoch-0.pt): the flag is not config.
+                    keep = keep_epochs or (resume and (run_dir / "pretrain" / "epoch-0.pt").exists())
+                    chosen = run_stage(pretrain_stage(cfg, run_dir, train_videos, val_videos, rt, keep), rt, metrics, resume, stop, say)
                     say(selection_line(cfg.pretrain.select, chosen))
                     if rt.world > 1:
                         torch.distributed.barrier()  # every rank finetunes from the best.pt rank 0 has finished writing

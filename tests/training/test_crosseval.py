@@ -56,6 +56,9 @@ def test_a_kept_epoch_is_evaluated_and_finetuned_from(datasets, tmp_path):
     cfg = tiny_run_config(own, "r3d", 0, "dgp")
     run = train(cfg, stage="pretrain", out=tmp_path / "run", say=lambda s: None, keep_epochs=True)
     assert sorted(p.name for p in (run / "pretrain").glob("epoch-*.pt")) == ["epoch-0.pt", "epoch-1.pt"]
+    longer = replace(cfg, pretrain=replace(cfg.pretrain, epochs=2))  # a resume that extends it, without the flag: still kept
+    train(longer, stage="pretrain", out=run, resume=True, say=lambda s: None)
+    assert sorted(p.name for p in (run / "pretrain").glob("epoch-*.pt")) == ["epoch-0.pt", "epoch-1.pt", "epoch-2.pt"]
     result, _ = evaluate_on(run / "pretrain" / "epoch-0.pt", str(other), "ucf101", out=tmp_path / "e0.json")
     assert result["stage"] == "pretrain" and result["pretext"]["clips"] > 0
     said, cfg = [], replace(cfg, finetune=replace(cfg.finetune, clips_per_epoch=16))  # a start is all this needs
