@@ -54,6 +54,7 @@ def test_a_kept_epoch_is_evaluated_and_finetuned_from(datasets, tmp_path):
 
     own, other = datasets
     cfg = tiny_run_config(own, "r3d", 0, "dgp")
+    cfg = replace(cfg, pretrain=replace(cfg.pretrain, select="val_loss"))  # a rule that keeps no epoch of its own
     run = train(cfg, stage="pretrain", out=tmp_path / "run", say=lambda s: None, keep_epochs=True)
     assert sorted(p.name for p in (run / "pretrain").glob("epoch-*.pt")) == ["epoch-0.pt", "epoch-1.pt"]
     longer = replace(cfg, pretrain=replace(cfg.pretrain, epochs=2))  # a resume that extends it, without the flag: still kept
