@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .clitypes import CommaList, OneLineErrors
+from .clitypes import CommaList, OneLineErrors, ReconnectCount
 from .data.commands import data
 from .errors import PRPError, UsageError
 from .models.registry import BACKBONES, DEPTHS
@@ -28,7 +28,7 @@ def _say(msg: str) -> None:
 def main(verbose):
     """PRP video models: self-supervised training, ONNX/TensorRT export, streaming inference."""
     if verbose:  # before any command imports cv2, which reads these once
-        os.environ.update(OPENCV_FFMPEG_LOGLEVEL="32", OPENCV_LOG_LEVEL="INFO")
+        os.environ.update(OPENCV_FFMPEG_LOGLEVEL="32", OPENCV_LOG_LEVEL="INFO", PRP_DEPLOY_FFMPEG_LOG="1")
 
 
 main.add_command(data)
@@ -237,13 +237,20 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
 @click.option("--skip-done", is_flag=True, help="Skip sources that a previous run into the same --out DIR finished.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--live/--no-live", default=None, help="Drop frames to keep up with real time (default: on for webcams and RTSP).")
-@click.option("--reconnect", type=click.IntRange(0), default=3, show_default=True, help="Reopen a broken network stream this many times in a row.")
-@click.option("--reconnect-wait", type=click.FloatRange(0), default=0.5, show_default=True, help="Seconds before the first reopen; doubles each try.")
+@click.option("--reconnect", type=ReconnectCount(), default="forever", show_default=True,
+              help="A camera or stream that stops without ending (an outage) is reopened this many times in a row, or forever; "
+                   "files never are. A recording that reaches its end ends.")
+@click.option("--reconnect-wait", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="Seconds before the first reopen; doubles each try (jittered down to half).")
+@click.option("--reconnect-max-wait", type=click.FloatRange(0), default=30.0, show_default=True, help="The longest wait between reopens.")
+@click.option("--stall-timeout", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+              help="A stream connected but with no frame for this many seconds has an outage (and no read blocks longer).")
 @click.option("--allow-unverified", is_flag=True,
               help="Run a model file that parity did not pass (FAILED, never judged, changed since, or no parity.json); "
                    "warns, and the summary says verified: false.")
 def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch, topk, out, features_out, overlay, overlay_explain, segments, smooth,
-            threshold, hysteresis, min_windows, fmt, max_open, skip_done, quiet, live, reconnect, reconnect_wait, allow_unverified):
+            threshold, hysteresis, min_windows, fmt, max_open, skip_done, quiet, live, reconnect, reconnect_wait, reconnect_max_wait,
+            stall_timeout, allow_unverified):
     """Stream SOURCES through the model: video files, folders (searched recursively), globs, webcam
     indexes such as 0, URLs, or @LIST.txt (one source a line). Several sources share one engine.
     Exit 0 when every source succeeded, 1 when any failed, 2 for a usage error."""
@@ -257,8 +264,10 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
         raise UsageError("--task features needs --features FILE.npy (or --out for the window records)")
     if hysteresis > threshold:
         raise UsageError(f"--hysteresis ({hysteresis}) must not be above --threshold ({threshold})")
+    if reconnect_max_wait < reconnect_wait:
+        raise UsageError(f"--reconnect-max-wait ({reconnect_max_wait}) must not be below --reconnect-wait ({reconnect_wait})")
     opts = RunOptions(task=task, stride=stride, sample_rate=sample_rate, batch=batch, topk=topk, live=live, reconnect=reconnect,
-                      reconnect_wait=reconnect_wait)
+                      reconnect_wait=reconnect_wait, reconnect_max_wait=reconnect_max_wait, stall_timeout=stall_timeout)
     outputs = RunOutputs(out=out, features=features_out, overlay=overlay, overlay_explain=overlay_explain, format=fmt, skip_done=skip_done, progress=not quiet,
                          max_open=max_open or DEFAULT_MAX_OPEN,
                          segments=SegmentOptions(smooth, threshold, hysteresis, min_windows) if segments else None)

@@ -32,6 +32,21 @@ class CommaList(click.ParamType):
         return items
 
 
+class ReconnectCount(click.ParamType):
+    """`forever` → None; `N` → N reopens in a row (0: an outage ends the source)."""
+
+    name = "N|forever"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "forever":
+            return None
+        if not str(value).strip().isdigit():
+            self.fail(f"wants a count of reopens (0 or more) or forever, got {value!r}", param, ctx)
+        return int(value)
+
+
 # What the [train] extra brings: a command that needs one of these says so in one line.
 TRAIN_EXTRA = {"torch", "yaml", "cattrs", "onnx", "onnxscript", "matplotlib", "tensorboard"}
 

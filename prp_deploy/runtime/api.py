@@ -100,7 +100,8 @@ class Recognizer:
         """Records for every window of `source` (a file, webcam index or URL), as they are computed.
 
         Options as `prp-deploy run`'s: task (recognize | features | both; default both for a
-        recognizer), stride, sample_rate, batch, topk, live, reconnect, reconnect_wait. A
+        recognizer), stride, sample_rate, batch, topk, live, reconnect (None: forever), reconnect_wait,
+        reconnect_max_wait, stall_timeout. A
         source that fails raises StreamError after the records it gave.
         """
         opts = _options("Recognizer.stream()", options, self._default_task())

@@ -316,7 +316,8 @@ def format_summary(s: dict) -> str:
         if r.get("segments") is not None:
             lines.append(f"segments {r['segments']}")
         lines.append(f"frames {r['frames']}, windows {r['windows']}, dropped frames {r['dropped_frames']}, padded windows {r['padded_windows']}"
-                     + (f", reconnects {r['reconnects']}" if r.get("reconnects") else ""))
+                     + (f"; outages {r['outages']} ({r['outage_s']:.1f} s without frames), reconnects {r['reconnects']} "
+                        f"of {r['reconnect_attempts']} attempts" if r.get("outages") else ""))
         lines.append(f"throughput {r['frames_per_s']:.1f} frames/s, {r['windows_per_s']:.2f} windows/s; "
                      f"latency p50 {r['latency_p50_ms']:.1f} ms, p95 {r['latency_p95_ms']:.1f} ms; backend {s['backend']}")
         return "\n".join(lines)

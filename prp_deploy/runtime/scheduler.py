@@ -31,7 +31,8 @@ import numpy as np
 
 from ..errors import PRPError
 from .model_info import ModelInfo
-from .sources import Frame, FrameReader, parse_source
+from .decoders import Reconnect
+from .sources import STALL_TIMEOUT_S, Frame, FrameReader, parse_source
 from .stream import StreamStats, Window, Windower, top_k
 
 TASKS = ("recognize", "features", "both")
@@ -46,8 +47,10 @@ class RunOptions:
     batch: int = 8
     topk: int = 5
     live: bool | None = None  # None: webcams and RTSP are live, files are not
-    reconnect: int = 3  # a network stream that breaks is reopened this many times in a row before giving up
-    reconnect_wait: float = 0.5  # seconds before the first reopen, doubling each further try
+    reconnect: int | None = None  # reopens in a row before a camera or stream is given up; None: forever (files never)
+    reconnect_wait: float = 1.0  # seconds before the first reopen, doubling each further try ...
+    reconnect_max_wait: float = 30.0  # ... up to this
+    stall_timeout: float = STALL_TIMEOUT_S  # a stream that delivers no frame this long has an outage
 
     def check(self, info: ModelInfo) -> None:
         if self.task not in TASKS:
@@ -56,6 +59,13 @@ class RunOptions:
             raise PRPError("this model gives features only (exported with --from pretrain); use --task features")
         if self.topk < 1 or self.batch < 1 or (self.stride is not None and self.stride < 1):
             raise PRPError(f"--topk, --batch and --stride must be >= 1, got {self.topk}, {self.batch}, {self.stride}")
+        if self.stall_timeout <= 0 or self.reconnect_wait < 0 or self.reconnect_max_wait < self.reconnect_wait:
+            raise PRPError(f"--stall-timeout must be > 0 and --reconnect-max-wait >= --reconnect-wait >= 0, got "
+                           f"{self.stall_timeout}, {self.reconnect_max_wait}, {self.reconnect_wait}")
+
+    @property
+    def reconnect_policy(self) -> Reconnect:
+        return Reconnect(self.reconnect, self.reconnect_wait, self.reconnect_max_wait)
 
 
 def resolve_sample_rate(opt, info: ModelInfo, fps: float, say) -> int:
@@ -138,7 +148,7 @@ def schedule(sources: list[Source], info: ModelInfo, backend, opts: RunOptions, 
             wake.clear()  # before looking: a frame (or an open) that arrives after this sets it again
             progressed = False
             for src in active:
-                progressed |= _pull(src, cap, on_frame)
+                progressed |= _pull(src, cap, on_frame, say)
             for src in [s for s in active if s.ended and not s.pending]:
                 active.remove(src)
                 _close(src, say)
@@ -167,8 +177,8 @@ def _open(src: Source, info: ModelInfo, opts: RunOptions, keep_original: bool, w
     src.started = time.perf_counter()
     try:
         spec = parse_source(src.name, opts.live)
-        src.reader = FrameReader(spec, info.preprocess, keep_original=keep_original, reconnects=opts.reconnect,
-                                 backoff_s=opts.reconnect_wait, wake=wake)
+        src.reader = FrameReader(spec, info.preprocess, keep_original=keep_original, reconnect=opts.reconnect_policy,
+                                 stall_s=opts.stall_timeout, wake=wake)
     except PRPError as e:
         src.status, src.error = "failed", str(e)
         return False
@@ -181,8 +191,11 @@ def _open(src: Source, info: ModelInfo, opts: RunOptions, keep_original: bool, w
     return True
 
 
-def _pull(src: Source, cap: int, on_frame) -> bool:
-    """Move decoded frames into windows while fewer than a batch of this source's windows wait."""
+def _pull(src: Source, cap: int, on_frame, say) -> bool:
+    """Move decoded frames into windows while fewer than a batch of this source's windows wait;
+    print what the reader had to say (an outage, its end), in the loop's thread."""
+    while src.reader.notices:
+        say(src.reader.notices.popleft())
     got = False
     while len(src.pending) < cap and not src.ended:
         try:
@@ -252,7 +265,10 @@ def _close(src: Source, say) -> None:
     if r.crash is not None:  # a bug in the reader thread surfaces here, as itself, not as a failed source
         raise r.crash
     st = src.stats
+    while r.notices:
+        say(r.notices.popleft())
     st.frames, st.dropped_frames, st.reconnects = r.frames, r.dropped, r.reopened
+    st.outages, st.outage_s, st.reconnect_attempts = r.outages, r.outage_s, r.attempts
     st.wall_s = time.perf_counter() - src.started
     src.status, src.error = ("failed", r.error) if r.error else ("ok", None)
     if st.windows and st.padded_windows and r.frames < src.span:

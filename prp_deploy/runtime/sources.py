@@ -1,16 +1,21 @@
 """Video sources read on a thread: files, webcams, network streams.
 
-The reader thread decodes and preprocesses (resize + center crop, uint8) into a bounded
-queue, so decoding overlaps inference. A file never drops a frame: the reader waits for
-room. A live source (webcam, RTSP) never falls behind real time: when the queue is full
-the oldest frame is dropped and counted. A network stream that breaks is reopened a few
-times with backoff, then the reader stops and says why.
+The reader thread decodes (`decoders`) and preprocesses (resize + center crop, uint8) into a
+bounded queue, so decoding overlaps inference. A file never drops a frame: the reader waits
+for room. A live source (webcam, RTSP) never falls behind real time: when the queue is full
+the oldest frame is dropped and counted.
+
+A source ends only when it says so (a file's or a recording's end). Anything else that stops
+a camera or stream is an outage: the reader says so in one line, reopens it with capped
+exponential backoff and jitter (forever by default, as camera pipelines do: a reboot or a
+Wi-Fi drop lasts minutes), says in one line when it is back, and carries on numbering
+where it stopped; a recording resumes after the last frame it delivered.
 """
 
 from __future__ import annotations
 
 import atexit
-import os
+import collections
 import queue
 import threading
 import time
@@ -23,13 +28,11 @@ import cv2
 import numpy as np
 
 from ..data.preprocess import Preprocess
-from ..errors import PRPError, VideoError
+from ..errors import PRPError
+from .decoders import OPEN_TIMEOUT_S, Reconnect, SourceOutage, open_decoder
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
-OPEN_TIMEOUT_MS = 5000
-# How long stop() waits for a reader to leave OpenCV: a file's read returns in milliseconds,
-# a network read within its timeout.
-JOIN_TIMEOUT_S = OPEN_TIMEOUT_MS / 1000 + 5
+STALL_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -61,24 +64,6 @@ def parse_source(source: str, live: bool | None = None) -> SourceSpec:
     return SourceSpec("file", str(path), bool(live))
 
 
-def open_capture(spec: SourceSpec) -> cv2.VideoCapture:
-    if spec.kind == "webcam":
-        cap = cv2.VideoCapture(spec.target)
-        if not cap.isOpened():
-            raise PRPError(f"webcam {spec.target}: cannot be opened (no such camera, or it is busy)")
-        return cap
-    if spec.kind == "network":
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
-        cap = cv2.VideoCapture(spec.target, cv2.CAP_FFMPEG, params)
-        if not cap.isOpened():
-            raise PRPError(f"{spec.target}: cannot be reached or opened within {OPEN_TIMEOUT_MS / 1000:.0f} s")
-        return cap
-    cap = cv2.VideoCapture(spec.target)
-    if not cap.isOpened():
-        raise VideoError(f"{spec.target}: cannot open as a video (not a video file, or a codec this OpenCV lacks)")
-    return cap
-
-
 @dataclass
 class Frame:
     index: int  # source frame number (frames dropped on a live source still count)
@@ -98,22 +83,29 @@ class FrameReader:
     _count_lock = threading.Lock()
 
     def __init__(self, spec: SourceSpec, preprocess: Preprocess, keep_original: bool = False, queue_size: int = 64,
-                 reconnects: int = 3, backoff_s: float = 0.5, wake: threading.Event | None = None):
+                 reconnect: Reconnect | None = None, stall_s: float = STALL_TIMEOUT_S, wake: threading.Event | None = None):
         self.spec, self.pre, self.keep_original = spec, preprocess, keep_original
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self.reconnects, self.backoff_s = reconnects, backoff_s
-        self.wake = wake  # set after every frame, so one loop can wait on many readers
-        self.cap = open_capture(spec)  # in the caller's thread: a bad source fails at once
+        self.stall_s = stall_s
+        self.decoder = open_decoder(spec.kind, spec.target, stall_s, spec.live)  # in the caller's thread: a bad source fails at once
+        # Files never reconnect; cameras and streams wait out an outage, forever unless told otherwise.
+        self.reconnect = (reconnect or Reconnect()) if self.decoder.live_capable else Reconnect(attempts=0)
+        self.wake = wake  # set after every frame and notice, so one loop can wait on many readers
         self._count(+1)
-        fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = fps if fps == fps and 0 < fps < 1000 else 0.0
-        claimed = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if spec.kind == "file" else 0
-        self.total_frames = claimed if claimed > 0 else None  # the container's claim: progress, and a file that ends early
+        self.fps = self.decoder.fps
+        self.total_frames = self.decoder.total_frames  # the container's claim: progress, and a file that ends early
         self.dropped = 0
         self.frames = 0
-        self.reopened = 0  # successful reconnects of a network stream
+        self.reopened = 0  # successful reopens
+        self.outages = 0  # times the source stopped delivering without ending
+        self.outage_s = 0.0  # seconds without frames, over all outages that ended
+        self.attempts = 0  # reopen attempts over all outages
+        self.notices: collections.deque[str] = collections.deque()  # one-line news for the consumer to print
         self.error: str | None = None  # why the source ended early, if it did
         self.crash: BaseException | None = None  # a bug in the reader thread, re-raised by the consumer
+        self._outage: tuple[float, int] | None = None  # (monotonic start, attempts so far) of the outage in progress
+        self._last_s: float | None = None  # presentation time of the last frame delivered (resumes a recording)
+        self._shape: tuple[int, ...] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prp-reader", daemon=True)
         self._t0 = time.perf_counter()
@@ -124,6 +116,12 @@ class FrameReader:
             cls.open_now += delta
             cls.open_most = max(cls.open_most, cls.open_now)
 
+    @property
+    def join_timeout_s(self) -> float:
+        """How long stop() waits for the thread to leave the decoder: an open returns within its
+        timeout, a network read within the stall timeout, a file's read in milliseconds."""
+        return max(OPEN_TIMEOUT_S, self.stall_s) + 5
+
     def start(self) -> "FrameReader":
         _running.add(self)
         self._thread.start()
@@ -131,18 +129,18 @@ class FrameReader:
 
     def stop(self, wait: bool = True) -> None:
         """End the thread and, with `wait`, join it: a process must never end while a reader
-        is inside OpenCV (the interpreter then kills the thread mid-C++, and the process
+        is inside a decoder (the interpreter then kills the thread mid-C++, and the process
         aborts with "FATAL: exception not rethrown", exit 134). A reader never started
         releases its decoder here."""
         self._stop.set()
         if self._thread.ident is None:
-            if self.cap is not None:
-                self.cap.release()
-                self.cap = None
+            if self.decoder is not None:
+                self.decoder.close()
+                self.decoder = None
                 self._count(-1)
             return
         if wait and self._thread is not threading.current_thread():
-            self._thread.join(JOIN_TIMEOUT_S)
+            self._thread.join(self.join_timeout_s)
         _running.discard(self)
 
     def _put(self, item) -> None:
@@ -170,67 +168,108 @@ class FrameReader:
                 except queue.Empty:
                     pass
 
-    def _reopen(self, delivered: int) -> bool:
-        """Reopen a broken network stream. A live one resumes at its live point; a recorded
-        one (HTTP file) starts again from its first frame, so the frames already delivered
-        are read and dropped: numbering carries on where it stopped, nothing is repeated."""
-        try:
-            self.cap.release()
-            self.cap = open_capture(self.spec)
-        except PRPError:
-            return False
-        for _ in range(0 if self.spec.live else delivered):
-            if not self.cap.grab():
-                return False
-        return True
-
-    def _at_end(self, delivered: int) -> bool:
-        """A recorded network stream that delivered the frames its container claims has ended (not broken)."""
-        claimed = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not self.spec.live else 0
-        return claimed > 0 and delivered >= claimed
+    def _say(self, text: str) -> None:
+        self.notices.append(f"{self.spec.name}: {text}")
+        if self.wake:
+            self.wake.set()
 
     def _run(self) -> None:
-        index, attempts = 0, 0
         try:
             while not self._stop.is_set():
-                ok, bgr = self.cap.read()
-                if not ok:
-                    if self.spec.kind == "network" and not self._at_end(index) and attempts < self.reconnects:
-                        attempts += 1
-                        if self._stop.wait(self.backoff_s * 2 ** (attempts - 1)):  # stopped while waiting
-                            break
-                        self.reopened += self._reopen(index)
-                        continue
-                    if self.spec.kind == "network" and not self._at_end(index):
-                        self.error = (f"{self.spec.target}: the stream stopped at frame {index} and did not come back "
-                                      f"after {self.reconnects} reconnects")
-                    elif self.spec.kind == "webcam":
-                        self.error = f"webcam {self.spec.target}: stopped delivering frames"
-                    elif self.spec.kind == "file":
-                        self._check_file_end(index)
+                cause = self._deliver()
+                if cause is None or not self._wait_out(cause):
                     break
-                attempts = 0
-                now = time.perf_counter()
-                t = index / self.fps if self.fps else now - self._t0
-                self._put(Frame(index, t, self.pre.frame(bgr), bgr if self.keep_original else None, now))
-                index += 1
-                self.frames = index
-        except (cv2.error, OSError, PRPError) as e:  # the decoder or the file failed: the source ends, the consumer says why
-            self.error = f"{self.spec.name}: reading failed at frame {index}: {e}"
+        except (cv2.error, OSError, PRPError) as e:  # the decoder failed outside an outage: the source ends, the consumer says why
+            self.error = f"{self.spec.name}: reading failed at frame {self.frames}: {e}"
         except BaseException as e:  # anything else is a bug: not a source error; the consumer raises it (tracebacks intact)
             self.crash = e
         finally:
-            self.cap.release()
-            self._count(-1)
+            if self.decoder is not None:
+                self.decoder.close()
+                self.decoder = None
+                self._count(-1)
             self._put(self.END)
 
-    def _check_file_end(self, decoded: int) -> None:
-        """A file that ends before its container's frame count (read at open), by a clear margin, is corrupt mid-way."""
-        claimed = self.total_frames or 0
-        if decoded == 0:
-            self.error = f"{self.spec.target}: no frame decodes"
-        elif claimed > 0 and decoded < 0.9 * claimed - 1 and os.path.getsize(str(self.spec.target)) > 0:
-            self.error = f"{self.spec.target}: decoding stopped at frame {decoded} of {claimed} (corrupt or truncated file)"
+    def _deliver(self) -> str | None:
+        """Frames from the open decoder until it stops: None if the source ended, else why not."""
+        new = 0
+        resumed = self._last_s is not None
+        try:
+            for bgr, t in self.decoder.frames(after_s=self._last_s):
+                if self._stop.is_set():
+                    return None
+                new += 1
+                if self._outage is not None:
+                    self._back()
+                self._frame(bgr, t)
+        except SourceOutage as e:
+            return str(e)
+        if self.decoder.error:
+            self.error = self.decoder.error
+            return None
+        # A recording reopened after an outage with nothing after what it had delivered has ended too.
+        if self.decoder.ended(self._last_s) or (resumed and new == 0 and getattr(self.decoder, "recording", False)):
+            return None
+        return self.decoder.stopped_why(self._last_s) if self.spec.kind == "network" else "the source stopped"
+
+    def _frame(self, bgr: np.ndarray, t: float | None) -> None:
+        first = self._shape is None
+        if not first and bgr.shape != self._shape[-1]:  # a camera reconfigured: the model's view is resized anyway
+            self._say(f"resolution changed from {self._shape[-1][1]}x{self._shape[-1][0]} to {bgr.shape[1]}x{bgr.shape[0]} "
+                      f"at frame {self.frames}")
+        self._shape = (bgr.shape, bgr.shape) if first else (self._shape[0], bgr.shape)  # (the first, the current)
+        original = None
+        if self.keep_original:  # an overlay keeps the size it started with
+            h, w = self._shape[0][:2]
+            original = bgr if bgr.shape[:2] == (h, w) else cv2.resize(bgr, (w, h))
+        now = time.perf_counter()
+        index = self.frames
+        self._put(Frame(index, index / self.fps if self.fps else now - self._t0, self.pre.frame(bgr), original, now))
+        if t is not None:
+            self._last_s = t
+        self.frames = index + 1
+
+    def _wait_out(self, cause: str) -> bool:
+        """Reopen the source after `cause` until it is back (True), or give up or stop (False)."""
+        policy = self.reconnect
+        if policy.attempts == 0:
+            self.error = f"{self.spec.name}: {cause} at frame {self.frames}" + (
+                "" if self.spec.kind == "file" else " (reconnecting is off: --reconnect 0)")
+            return False
+        if self._outage is None:
+            self._outage = (time.monotonic(), 0)
+            self.outages += 1
+            self._say(f"outage at frame {self.frames}: {cause}; {policy.describe()}")
+        started, tries = self._outage
+        while not self._stop.is_set():
+            if policy.attempts is not None and tries >= policy.attempts:
+                self.error = (f"{self.spec.name}: the stream stopped at frame {self.frames} ({cause}) and did not come back "
+                              f"after {tries} reconnects in {time.monotonic() - started:.1f} s")
+                return False
+            tries += 1
+            self.attempts += 1
+            self._outage = (started, tries)
+            if self._stop.wait(policy.delay(tries)):
+                return False
+            self.decoder.close()
+            try:
+                self.decoder = open_decoder(self.spec.kind, self.spec.target, self.stall_s, self.spec.live)
+            except PRPError as e:
+                cause = str(e).split(": ", 1)[-1]
+                self.decoder = _Closed()
+                continue
+            self.reopened += 1
+            return True
+        return False
+
+    def _back(self) -> None:
+        started, tries = self._outage
+        took = time.monotonic() - started
+        self.outage_s += took
+        self._outage = None
+        self._say(f"back after {took:.1f} s ({tries} reconnect attempt{'s' if tries != 1 else ''}); "
+                  f"carrying on at frame {self.frames}")
+
 
     def __iter__(self):
         while True:
@@ -238,6 +277,13 @@ class FrameReader:
             if item is self.END:
                 return
             yield item
+
+
+class _Closed:
+    """Stands for a decoder that failed to reopen, so closing it again is harmless."""
+
+    def close(self) -> None:
+        pass
 
 
 # Readers started and not yet stopped. At interpreter exit (after the main thread is done,

@@ -110,6 +110,9 @@ class StreamStats:
     windows: int = 0
     dropped_frames: int = 0
     reconnects: int = 0
+    outages: int = 0
+    outage_s: float = 0.0
+    reconnect_attempts: int = 0
     padded_windows: int = 0
     latencies: list[float] = field(default_factory=list)
     inference_s: float = 0.0
@@ -122,7 +125,8 @@ class StreamStats:
         if self.logits_sum is not None and self.windows:
             video = top_k(self.logits_sum / self.windows, classes, 3)
         return {"frames": self.frames, "windows": self.windows, "dropped_frames": self.dropped_frames, "padded_windows": self.padded_windows,
-                "reconnects": self.reconnects,
+                "reconnects": self.reconnects, "outages": self.outages, "outage_s": round(self.outage_s, 3),
+                "reconnect_attempts": self.reconnect_attempts,
                 "frames_per_s": self.frames / max(self.wall_s, 1e-9), "windows_per_s": self.windows / max(self.wall_s, 1e-9),
                 "latency_p50_ms": 1e3 * float(np.percentile(lat, 50)), "latency_p95_ms": 1e3 * float(np.percentile(lat, 95)),
                 "inference_s": self.inference_s, "wall_s": self.wall_s, "video_prediction": video}

@@ -50,3 +50,85 @@ def test_camera_killed_and_restarted_the_run_carries_on(exported, tmp_path):
     assert [r["window"] for r in records] == list(range(len(records)))
     starts = [r["start_frame"] for r in records]
     assert starts == sorted(set(starts))  # numbered on across the outage, never restarted
+
+
+def _recording(tmp_path, frames: int):
+    from tests.conftest import index_frame
+    from tests.rtsp import write_h264
+
+    return write_h264(tmp_path / "clip.mp4", [index_frame(i % 37, 96, 72) for i in range(frames)])
+
+
+def test_recording_ends_with_exit_0_and_nothing_replayed(exported, tmp_path):
+    out = tmp_path / "out"
+    with RtspServer(_recording(tmp_path, 100)) as server:
+        t0 = time.time()
+        run = subprocess.run([sys.executable, "-m", "prp_deploy", "run", server.url("clip"), "--model", str(exported),
+                              "--out", f"{out}/"], capture_output=True, text=True, timeout=60)
+        took = time.time() - t0
+    assert run.returncode == 0 and "Traceback" not in run.stderr and "outage" not in run.stderr, run.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    row = summary["sources"][0]
+    assert row["status"] == "ok" and row["frames"] == 100 and row["outages"] == 0, row
+    assert took < 30, took  # a 4 s recording, served in real time
+    records = [json.loads(line) for line in (out / f"{row['output']}.jsonl").read_text().splitlines()]
+    assert records and records[-1]["end_frame"] <= 100 and len(records) <= 100 // 4  # no more windows than its frames allow
+
+
+def test_recording_cut_short_resumes_after_the_last_frame(exported, tmp_path):
+    """The server dies mid-recording and comes back: the run waits (default flags, short waits),
+    resumes after the last frame it had, and ends at the recording's end with every frame once."""
+    out = tmp_path / "out"
+    server = RtspServer(_recording(tmp_path, 250)).start()  # 10 s
+    run = _start_run(server.url("clip"), exported, f"{out}/", "--reconnect-max-wait", "1")
+    try:
+        assert wait_for(lambda: any(_lines(p) >= 3 for p in out.glob("*clip.jsonl")) or run.poll() is not None, 30)
+        server.kill()
+        time.sleep(3.0)
+        assert run.poll() is None, run.stderr.read()  # waiting, not ended
+        server.start()
+        _, err = run.communicate(timeout=40)
+    finally:
+        run.kill()
+        server.kill()
+    assert run.returncode == 0 and "Traceback" not in err, err
+    row = json.loads((out / "summary.json").read_text())["sources"][0]
+    assert row["outages"] == 1 and row["reconnects"] == 1 and row["reconnect_attempts"] >= 1 and row["outage_s"] >= 3, row
+    assert 245 <= row["frames"] <= 250, row  # each frame once, never replayed (one in the decoder at the cut may be lost)
+    outage = [line for line in err.splitlines() if ": outage at frame" in line]
+    back = [line for line in err.splitlines() if ": back after" in line]
+    assert len(outage) == 1 and "reconnecting forever" in outage[0] and len(back) == 1, err
+    records = [json.loads(line) for line in (out / f"{row['output']}.jsonl").read_text().splitlines()]
+    starts = [r["start_frame"] for r in records]
+    assert starts == sorted(set(starts)) and records[-1]["end_frame"] <= 250
+
+
+def test_a_stalled_stream_is_an_outage_within_the_stall_timeout(exported, tmp_path):
+    """The server freezes (SIGSTOP: connected, silent) — no read blocks past --stall-timeout;
+    when it thaws the run reconnects and carries on."""
+    out = tmp_path / "w.jsonl"
+    server = RtspServer().start()
+    run = _start_run(server.url("live"), exported, out, "--stall-timeout", "2", "--reconnect-wait", "0.2", "--reconnect-max-wait", "1")
+    lines: list[str] = []
+    try:
+        assert wait_for(lambda: _lines(out) >= 2 or run.poll() is not None, 30)
+        server.proc.send_signal(signal.SIGSTOP)
+        t0 = time.time()
+        line = run.stderr.readline()
+        while line and ": outage at frame" not in line:
+            lines.append(line)
+            line = run.stderr.readline()
+        lines.append(line)
+        noticed = time.time() - t0
+        server.proc.send_signal(signal.SIGCONT)
+        before = _lines(out)
+        assert wait_for(lambda: _lines(out) >= before + 2 or run.poll() is not None, 30)
+        run.send_signal(signal.SIGINT)
+        rest, _ = run.communicate(timeout=20)[1], None
+    finally:
+        run.kill()
+        server.proc.send_signal(signal.SIGCONT)
+        server.kill()
+    err = "".join(lines) + (rest or "")
+    assert "no data for 2 s" in lines[-1] and noticed < 6, (noticed, err)
+    assert ": back after" in err and run.returncode == 130 and "Traceback" not in err, err
