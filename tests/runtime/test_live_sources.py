@@ -110,6 +110,7 @@ def test_a_stalled_stream_is_an_outage_within_the_stall_timeout(exported, tmp_pa
     server = RtspServer().start()
     run = _start_run(server.url("live"), exported, out, "--stall-timeout", "2", "--reconnect-wait", "0.2", "--reconnect-max-wait", "1")
     lines: list[str] = []
+    rest = ""
     try:
         assert wait_for(lambda: _lines(out) >= 2 or run.poll() is not None, 30)
         server.proc.send_signal(signal.SIGSTOP)
@@ -124,11 +125,11 @@ def test_a_stalled_stream_is_an_outage_within_the_stall_timeout(exported, tmp_pa
         before = _lines(out)
         assert wait_for(lambda: _lines(out) >= before + 2 or run.poll() is not None, 30)
         run.send_signal(signal.SIGINT)
-        rest, _ = run.communicate(timeout=20)[1], None
+        rest = run.communicate(timeout=20)[1]
     finally:
         run.kill()
         server.proc.send_signal(signal.SIGCONT)
         server.kill()
-    err = "".join(lines) + (rest or "")
+    err = "".join(lines) + rest
     assert "no data for 2 s" in lines[-1] and noticed < 6, (noticed, err)
     assert ": back after" in err and run.returncode == 130 and "Traceback" not in err, err
