@@ -254,7 +254,9 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
     """Stream SOURCES through the model: video files, folders (searched recursively), globs, webcam
     indexes such as 0, URLs, or @LIST.txt (one source a line). Several sources share one engine.
     Exit 0 when every source succeeded, 1 when any failed, 2 for a usage error."""
-    from .runtime.run import DEFAULT_MAX_OPEN, RunOptions, RunOutputs, SegmentOptions, format_summary, run
+    from .runtime.run import DEFAULT_MAX_OPEN, RunOptions, RunOutputs, SegmentOptions, run
+    from .runtime.stopping import StopRequest, stop_on_signals
+    from .runtime.summary import format_summary
 
     if sample_rate not in (None, "auto"):
         if not sample_rate.isdigit() or int(sample_rate) < 1:
@@ -274,12 +276,16 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
     reference = None
     if backend == "torch":  # the debugging reference needs torch and the model code: imported only when asked
         from .export.torch_backend import torch_reference as reference
-    summary = run(list(sources), model, backend, opts, say=_say, reference=reference, precision=precision, outputs=outputs,
-                  allow_unverified=allow_unverified)
+    with stop_on_signals(StopRequest()) as stop:  # SIGTERM, SIGHUP, Ctrl-C: a graceful stop, every output whole
+        summary = run(list(sources), model, backend, opts, say=_say, reference=reference, precision=precision, outputs=outputs,
+                      allow_unverified=allow_unverified, stop=stop)
     _say(format_summary(summary))
     if not summary["verified"]:
         _say("note: these results come from a model parity did not pass (--allow-unverified)")
     failed = summary["totals"]["failed"]
+    if stop.exit_code is not None:  # 128 + the signal: 143 for SIGTERM, 130 for Ctrl-C, 129 for SIGHUP
+        _say(f"stopped by {stop.reason}: every output is closed whole" + (f"; {failed} sources had failed before" if failed else ""))
+        sys.exit(stop.exit_code)
     if failed:
         raise PRPError(f"{failed} of {summary['totals']['sources']} sources failed (their reasons are above"
                        + (f"; {Path(out) / 'summary.json'})" if out is not None and (Path(out) / "summary.json").exists() else ")"))

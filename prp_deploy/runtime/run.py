@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import time
 from contextlib import closing
@@ -38,9 +37,10 @@ from .segments import Segmenter
 from .source_list import expand_sources, output_stems
 from .sources import FrameReader
 from .stream import StreamStats, softmax
+from .stopping import StopRequest
+from .summary import source_row, totals
 
 DEFAULT_MAX_OPEN = 2 * (os.cpu_count() or 2)
-MAX_TABLE_ROWS = 30
 
 
 class StreamError(PRPError):
@@ -84,18 +84,18 @@ def find_model(model: str | Path | None, say: Callable[[str], None]) -> Path:
 
 def stream_many(sources: list[str], info: ModelInfo, backend, opts: RunOptions, max_open: int = DEFAULT_MAX_OPEN,
                 say: Callable[[str], None] = lambda s: None, failed: Callable[[Source], None] | None = None,
-                arrays: bool = False) -> Iterator[dict]:
+                arrays: bool = False, stop: StopRequest | None = None) -> Iterator[dict]:
     """Every window record of every source, as they come; a failed source goes to `failed` (default: ignored).
     `arrays`: each record also carries its numpy `features` (D,) and `probs` (classes,) (the Python API).
     Closing the generator (or dropping it) stops and joins the readers."""
-    yield from _records(schedule([Source(s) for s in sources], info, backend, opts, max_open, say=say), arrays, failed)
+    yield from _records(schedule([Source(s) for s in sources], info, backend, opts, max_open, say=say, stop=stop), arrays, failed)
 
 
 def stream_records(source: str, info: ModelInfo, backend, opts: RunOptions, stats: StreamStats | None = None,
-                   say: Callable[[str], None] = lambda s: None, arrays: bool = False) -> Iterator[dict]:
+                   say: Callable[[str], None] = lambda s: None, arrays: bool = False, stop: StopRequest | None = None) -> Iterator[dict]:
     """One source's window records; raises StreamError (after its records) if it fails."""
     src = Source(str(source), stats=stats or StreamStats())
-    yield from _records(schedule([src], info, backend, opts, 1, say=say), arrays)
+    yield from _records(schedule([src], info, backend, opts, 1, say=say, stop=stop), arrays)
     if src.status == "failed":
         raise StreamError(src.error)
 
@@ -154,19 +154,11 @@ def _done_before(out: Path) -> dict[str, dict]:
     return done
 
 
-def _row(src: Source, classes) -> dict:
-    s = src.stats.summary(classes)
-    video = s.pop("video_prediction")
-    row = {"source": src.name, "output": src.stem, "status": src.status, **({"reason": src.error} if src.error else {}),
-           "video_top1": video[0]["label"] if video else None, "video_score": video[0]["score"] if video else None, **s,
-           "video_prediction": video, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    return row
-
-
 def run(sources: str | list[str], model: str | Path | None = None, backend: str = "auto", opts: RunOptions = RunOptions(),
         out: Path | None = None, features: Path | None = None, overlay: Path | None = None,
         say: Callable[[str], None] = lambda s: None, reference: Callable[[Path], tuple] | None = None,
-        precision: str | None = None, outputs: RunOutputs | None = None, allow_unverified: bool = False) -> dict:
+        precision: str | None = None, outputs: RunOutputs | None = None, allow_unverified: bool = False,
+        stop: StopRequest | None = None) -> dict:
     """Run the sources through the model, writing records, features, overlays and segments; returns
     {"backend", "sources": [a row per source], "totals"}. One source that fails raises StreamError
     (after writing what it could); with several, failures are rows with status "failed".
@@ -243,7 +235,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
         frame.original = None
 
     events = schedule(todo, info, engine, opts, o.max_open if many else 1, on_frame=on_frame if o.overlay else None,
-                      keep_original=o.overlay is not None, say=progress.say(say))
+                      keep_original=o.overlay is not None, say=progress.say(say), stop=stop)
     try:
         for ev in events:
             src = ev.source
@@ -258,7 +250,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
                 sink = sinks.pop(id(src), None)
                 if sink is not None:
                     sink.close()
-                row = _row(src, info.classes)
+                row = source_row(src, info.classes)
                 row["segments"] = sink.segment_count if sink is not None and o.segments else None
                 rows.append(row)
                 if log is not None:
@@ -277,8 +269,8 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     rows += [skip[n] for n in names if n in skip]
     rows.sort(key=lambda r: order[r["source"]])
     summary = {"schema_version": 1, "backend": engine.name, "model": str(model_path), "verified": getattr(engine, "verified", None) is not False, "sources": rows,
-               "totals": {**_totals(rows, wall, len(names) - len(todo)), "engine_starts": backends.engine_starts - starts_before + (backend == "torch")},
-               "options": {**vars(opts)}}
+               "totals": {**totals(rows, wall, len(names) - len(todo), FrameReader.open_most), "engine_starts": backends.engine_starts - starts_before + (backend == "torch")},
+               "options": {**vars(opts)}, **({"stopped_by": stop.reason} if stop is not None and stop.is_set() else {})}
     if plan.summary is not None:
         atomic_write(plan.summary, json.dumps(summary, indent=2, default=str))
     if not many and rows and rows[0]["status"] == "failed":
@@ -296,46 +288,4 @@ def run_header(model_path: Path, info: ModelInfo, engine) -> str:
     return f"model {model_path} ({info.kind}; {known}); running {what} on {engine.name}"
 
 
-def _totals(rows: list[dict], wall: float, skipped: int) -> dict:
-    ran = [r for r in rows if not r.get("skipped")]
-    frames, windows = sum(r["frames"] for r in ran), sum(r["windows"] for r in ran)
-    return {"sources": len(rows), "ok": sum(r["status"] == "ok" for r in ran), "failed": sum(r["status"] == "failed" for r in rows),
-            "skipped": skipped, "frames": frames, "windows": windows, "wall_s": wall, "windows_per_s": windows / max(wall, 1e-9),
-            "frames_per_s": frames / max(wall, 1e-9), "max_open_decoders": FrameReader.open_most,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
-
-def format_summary(s: dict) -> str:
-    """One source: its prediction, counts and speed. Several: a line each, then totals, the failures last."""
-    rows, t = s["sources"], s["totals"]
-    if len(rows) == 1 and t["sources"] == 1:
-        r = rows[0]
-        lines = []
-        if r.get("video_prediction"):
-            lines.append("video: " + ", ".join(f"{p['label']} {p['score']:.3f}" for p in r["video_prediction"]))
-        if r.get("segments") is not None:
-            lines.append(f"segments {r['segments']}")
-        lines.append(f"frames {r['frames']}, windows {r['windows']}, dropped frames {r['dropped_frames']}, padded windows {r['padded_windows']}"
-                     + (f"; outages {r['outages']} ({r['outage_s']:.1f} s without frames), reconnects {r['reconnects']} "
-                        f"of {r['reconnect_attempts']} attempts" if r.get("outages") else ""))
-        lines.append(f"throughput {r['frames_per_s']:.1f} frames/s, {r['windows_per_s']:.2f} windows/s; "
-                     f"latency p50 {r['latency_p50_ms']:.1f} ms, p95 {r['latency_p95_ms']:.1f} ms; backend {s['backend']}")
-        return "\n".join(lines)
-    shown = [r for r in rows if not r.get("skipped")]
-    if len(shown) > MAX_TABLE_ROWS:  # a folder of thousands: the failures only; every row is in summary.json
-        shown = [r for r in shown if r["status"] != "ok"][:MAX_TABLE_ROWS]
-    width = max([len(r["output"]) for r in shown] + [6])
-    lines = [f"{'source':{width}s} {'frames':>7s} {'windows':>7s}  {'top-1':20s} status"] if shown else []
-    for r in shown:
-        top = f"{r['video_top1']} {r['video_score']:.2f}" if r["video_top1"] else "-"
-        status = r["status"] if r["status"] == "ok" else f"failed: {r['reason']}"
-        lines.append(f"{r['output']:{width}s} {r['frames']:7d} {r['windows']:7d}  {top:20s} {status}")
-    lines.append(f"{t['frames']} frames, {t['windows']} windows in {t['wall_s']:.1f} s ({t['windows_per_s']:.1f} windows/s, "
-                 f"{t['frames_per_s']:.0f} frames/s) on {s['backend']}; at most {t['max_open_decoders']} decoders open")
-    if len(shown) < len([r for r in rows if not r.get("skipped")]):
-        lines.append(f"(only the failed sources are listed: the {t['ok']} that succeeded are in summary.json)")
-    lines.append(f"{t['sources']} sources: {t['ok']} ok, {t['failed']} failed" + (f", {t['skipped']} skipped (done before)" if t["skipped"] else ""))
-    return "\n".join(lines)
-
-
-__all__ = ["RunOptions", "RunOutputs", "SegmentOptions", "StreamError", "find_model", "format_summary", "run", "stream_many", "stream_records"]
+__all__ = ["RunOptions", "RunOutputs", "SegmentOptions", "StreamError", "find_model", "run", "stream_many", "stream_records"]

@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import PRPError
 from .model_info import ModelInfo
 from .decoders import Reconnect
+from .stopping import StopRequest
 from .sources import STALL_TIMEOUT_S, Frame, FrameReader, parse_source
 from .stream import StreamStats, Window, Windower, top_k
 
@@ -97,6 +98,7 @@ class Source:
     ended: bool = False
     started: float = 0.0
     span: int = 0  # source frames one window covers
+    stopped: bool = False  # closed by a stop request, not by its own end
 
     @property
     def live(self) -> bool:
@@ -116,8 +118,9 @@ class Event:
 
 def schedule(sources: list[Source], info: ModelInfo, backend, opts: RunOptions, max_open: int = 4,
              on_frame: Callable[[Source, Frame], None] | None = None, keep_original: bool = False,
-             say: Callable[[str], None] = lambda s: None) -> Iterator[Event]:
-    """Run every source through `backend`, yielding events in the order they happen."""
+             say: Callable[[str], None] = lambda s: None, stop: StopRequest | None = None) -> Iterator[Event]:
+    """Run every source through `backend`, yielding events in the order they happen. Once `stop`
+    is requested, reading ends, the windows already made are run and every open source closes."""
     opts.check(info)
     if max_open < 1:
         raise PRPError(f"--max-open must be >= 1, got {max_open}")
@@ -133,6 +136,9 @@ def schedule(sources: list[Source], info: ModelInfo, backend, opts: RunOptions, 
     turn, last_progress = 0, time.perf_counter()
     try:
         while waiting or active or opening:
+            if stop is not None and stop.is_set():
+                yield from _stop_now(active, info, backend, opts, cap, stop, say)
+                return
             while waiting and len(active) + len(opening) < max_open:
                 src = waiting.popleft()
                 future = opener.submit(_open, src, info, opts, keep_original, wake, say)
@@ -258,6 +264,23 @@ def _infer(group: list[tuple[Source, Window]], info: ModelInfo, backend, opts: R
         if "cam" in out and logits is not None:  # model_explain.onnx (run --overlay-explain): each window's top class's map
             maps = out["cam"][rows][np.arange(len(rows)), logits.argmax(1)]
         yield Event("windows", src, records, feats, logits, maps)
+
+
+def _stop_now(active: list[Source], info: ModelInfo, backend, opts: RunOptions, cap: int, stop: StopRequest, say) -> Iterator[Event]:
+    """The graceful stop: readers stopped and joined (their counts final), the complete windows
+    already made run in batches (a half-filled one is dropped, not padded), each source closed."""
+    say(f"{stop.reason}: stopping; the windows in flight are finished and every output closed (again to stop at once)")
+    for src in active:
+        src.reader.stop()
+        src.stopped = True
+    turn = 0
+    while any(s.pending for s in active):
+        yield from _infer(_take(active, cap, turn), info, backend, opts)
+        turn += 1
+    for src in list(active):
+        active.remove(src)
+        _close(src, say)
+        yield Event("close", src)
 
 
 def _close(src: Source, say) -> None:

@@ -184,6 +184,8 @@ class FrameReader:
         except BaseException as e:  # anything else is a bug: not a source error; the consumer raises it (tracebacks intact)
             self.crash = e
         finally:
+            if self._outage is not None:  # stopped mid-outage: its time so far counts
+                self.outage_s += time.monotonic() - self._outage[0]
             if self.decoder is not None:
                 self.decoder.close()
                 self.decoder = None

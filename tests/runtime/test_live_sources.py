@@ -2,6 +2,7 @@
 goes away and comes back, a recording that ends. Each test stays under ~40 s."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 
 import pytest
 
+from prp_deploy.contracts import validate
 from tests.rtsp import RtspServer, require_rtsp_server, wait_for
 
 pytestmark = pytest.mark.slow
@@ -92,7 +94,9 @@ def test_recording_cut_short_resumes_after_the_last_frame(exported, tmp_path):
         run.kill()
         server.kill()
     assert run.returncode == 0 and "Traceback" not in err, err
-    row = json.loads((out / "summary.json").read_text())["sources"][0]
+    summary = json.loads((out / "summary.json").read_text())
+    validate(summary, "summary", "summary.json")
+    row = summary["sources"][0]
     assert row["outages"] == 1 and row["reconnects"] == 1 and row["reconnect_attempts"] >= 1 and row["outage_s"] >= 3, row
     assert 245 <= row["frames"] <= 250, row  # each frame once, never replayed (one in the decoder at the cut may be lost)
     outage = [line for line in err.splitlines() if ": outage at frame" in line]
@@ -133,3 +137,46 @@ def test_a_stalled_stream_is_an_outage_within_the_stall_timeout(exported, tmp_pa
     err = "".join(lines) + rest
     assert "no data for 2 s" in lines[-1] and noticed < 6, (noticed, err)
     assert ": back after" in err and run.returncode == 130 and "Traceback" not in err, err
+
+
+def test_sigterm_finishes_the_batch_closes_every_output_and_prints_the_summary(exported, tmp_path):
+    """systemd's and Docker's stop: SIGTERM to a real process reading a real camera."""
+    out = tmp_path / "out"
+    with RtspServer() as server:
+        run = _start_run(server.url("live"), exported, f"{out}/", "--features", f"{out}/", "--segments")
+        try:
+            assert wait_for(lambda: any(_lines(p) >= 3 for p in out.glob("*live.jsonl")) or run.poll() is not None, 30)
+            t0 = time.time()
+            run.send_signal(signal.SIGTERM)
+            _, err = run.communicate(timeout=20)
+            took = time.time() - t0
+        finally:
+            run.kill()
+    assert run.returncode == 143 and took < 5 and "Traceback" not in err, (took, err)
+    assert "SIGTERM: stopping" in err and "stopped by SIGTERM" in err and re.search(r"frames \d+, windows \d+", err), err
+    summary = json.loads((out / "summary.json").read_text())
+    validate(summary, "summary", "summary.json")
+    row = summary["sources"][0]
+    assert summary["stopped_by"] == "SIGTERM" and row["stopped"] and row["status"] == "ok" and row["windows"] >= 3, summary
+    records = [json.loads(line) for line in (out / f"{row['output']}.jsonl").read_text().splitlines()]  # every line whole
+    assert len(records) == row["windows"]
+    import numpy as np
+
+    assert np.load(out / f"{row['output']}.features.npy").shape[0] == row["windows"]  # the .npy closed whole, one row a window
+
+
+def test_an_application_stops_a_live_stream_as_sigterm_does(exported):
+    import threading
+
+    from prp_deploy.runtime.api import Recognizer
+    from prp_deploy.runtime.stopping import StopRequest
+
+    stop = StopRequest()
+    with RtspServer() as server:
+        records = []
+        for record in Recognizer(exported).stream(server.url("live"), stop=stop):
+            records.append(record)
+            if len(records) == 3:
+                threading.Timer(0.2, stop.request, args=("the app is closing",)).start()  # from another thread
+            assert len(records) < 60, "the stream did not stop"
+    assert len(records) >= 3 and [r["window"] for r in records] == list(range(len(records)))
