@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import PRPError
 from ..runtime.model_info import ModelInfo
-from ..runtime.scheduler import RunOptions
+from ..runtime.options import RunOptions
 from .embed import SourceResult, embed_sources
 from .store import SourceKey
 

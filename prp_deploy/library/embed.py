@@ -19,7 +19,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..runtime.model_info import ModelInfo
-from ..runtime.scheduler import RunOptions, Source, schedule
+from ..runtime.options import RunOptions
+from ..runtime.scheduler import Source, schedule
 from ..runtime.stream import softmax
 from .store import SourceKey, normalise
 

@@ -26,7 +26,7 @@ from ..errors import PRPError, UsageError
 from ..runtime.backends import check_backend_matches, open_backend
 from ..runtime.model_info import ModelInfo, read_model_info
 from ..runtime.run import DEFAULT_MAX_OPEN, find_model
-from ..runtime.scheduler import RunOptions
+from ..runtime.options import RunOptions
 from ..runtime.source_list import expand_sources
 from .embed import VECTOR_DEFINITION, SourceResult, embed_sources, library_vectors, vector_dim
 from .index import build_index, faiss_module, load_index, plan_index, save_index, search_index

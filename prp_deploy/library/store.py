@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import PRPError
 from ..runtime.artifacts import sha256
-from ..runtime.sources import NETWORK_SCHEMES
+from ..runtime.source_list import NETWORK_SCHEMES
 
 LIBRARY_FILE = "library.json"
 LIBRARY_SCHEMA_VERSION = 1

@@ -23,7 +23,8 @@ from .artifacts import ARTIFACTS
 from .artifacts import UnverifiedModel
 from .backends import open_artifact
 from .model_info import read_model_info
-from .scheduler import RunOptions, Source, schedule
+from .options import RunOptions
+from .scheduler import Source, schedule
 
 
 def matmul_peak_gflops(n: int = 1024, seconds: float = 1.0) -> float:

@@ -55,6 +55,35 @@ class Reconnect:
         return f"reconnecting {times}, waits from {self.wait_s:g} s doubling to {self.max_wait_s:g} s"
 
 
+class LiveClock:
+    """When a live source's frames were captured, as seconds since it opened and as wall-clock
+    time: the time a connection's first frame arrived, then spaced by the stream's own
+    timestamps (network bursts do not bunch them), never backwards and never ahead of now.
+    Each reconnect anchors again, so an outage shows as a gap, not as nothing."""
+
+    def __init__(self) -> None:
+        self.t0, self.wall0 = time.monotonic(), time.time()
+        self.anchor: float | None = None
+        self.last = 0.0
+
+    def reconnected(self) -> None:
+        self.anchor = None  # a new session's timestamps start anywhere
+
+    def time_s(self, pts: float | None) -> float:
+        now = time.monotonic()
+        if pts is None:
+            clock = now
+        else:
+            if self.anchor is None:
+                self.anchor = now - pts
+            clock = self.anchor + pts
+        self.last = min(max(clock - self.t0, self.last), now - self.t0)
+        return self.last
+
+    def wall(self, time_s: float) -> float:
+        return self.wall0 + time_s
+
+
 class SourceOutage(Exception):
     """The source stopped delivering without saying it ended (lost, stalled, broken): wait it out."""
 

@@ -274,7 +274,7 @@ class SourceSink:
         if self.records is not None:
             self.records.write(records)
         if self.features is not None and features is not None:
-            self.features.write(features, [{k: r[k] for k in ("window", "start_frame", "end_frame", "start_s", "end_s")} for r in records])
+            self.features.write(features, [{k: r[k] for k in ("window", "start_frame", "end_frame", "start_s", "end_s", "wall_time") if k in r} for r in records])
         if self.segmenter is not None and probs is not None:
             for r, p in zip(records, probs):
                 self._segments(self.segmenter.push(r["start_frame"], r["end_frame"], r["start_s"], r["end_s"], p))

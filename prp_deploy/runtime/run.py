@@ -32,7 +32,8 @@ from .artifacts import for_path
 from .output_paths import names_folder, plan_outputs
 from .outputs import SourceSink, crop_box_of
 from .progress import Progress
-from .scheduler import RunOptions, Source, schedule
+from .options import RunOptions
+from .scheduler import Source, schedule
 from .segments import Segmenter
 from .source_list import expand_sources, output_stems
 from .sources import FrameReader

@@ -1,6 +1,7 @@
-"""The command line's SOURCE... as one list, and a file name for each source's outputs.
+"""The command line's SOURCE... as one list, what each one is, and a file name for its outputs.
 
 `expand_sources` takes files, folders, globs, @lists, webcam indexes and URLs;
+`parse_source` says which kind each is (file, webcam, network) and whether it is live;
 `output_stems` names each source's output files, unique within a run.
 """
 
@@ -8,12 +9,43 @@ from __future__ import annotations
 
 import glob
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from ..data.datasets import VIDEO_EXTENSIONS
-from ..errors import UsageError
-from .sources import NETWORK_SCHEMES
+from ..errors import PRPError, UsageError
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str  # "file" | "webcam" | "network"
+    target: str | int  # path, camera index, or URL
+    live: bool
+
+    @property
+    def name(self) -> str:
+        return str(self.target)
+
+
+def parse_source(source: str, live: bool | None = None) -> SourceSpec:
+    """'0' → webcam 0; rtsp:// http:// ... → network; file:// or a path → file."""
+    s = str(source)
+    if s.isdigit():
+        return SourceSpec("webcam", int(s), True if live is None else live)
+    scheme = urlparse(s).scheme.lower()
+    if scheme == "file":
+        s = urlparse(s).path
+    elif scheme in NETWORK_SCHEMES:
+        return SourceSpec("network", s, (scheme not in ("http", "https")) if live is None else live)
+    path = Path(s)
+    if not path.exists():
+        raise PRPError(f"{s}: no such file (a source is a video file, a webcam index such as 0, or an rtsp:// / http:// URL)")
+    if path.is_dir():
+        raise PRPError(f"{s}: is a folder, not a video")
+    return SourceSpec("file", str(path), bool(live))
 
 
 def expand_sources(args: list[str]) -> list[str]:

@@ -21,56 +21,26 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlparse
 
 import cv2
 import numpy as np
 
 from ..data.preprocess import Preprocess
 from ..errors import PRPError
-from .decoders import OPEN_TIMEOUT_S, Reconnect, SourceOutage, open_decoder
+from .decoders import OPEN_TIMEOUT_S, LiveClock, Reconnect, SourceOutage, open_decoder
+from .source_list import SourceSpec
 
-NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 STALL_TIMEOUT_S = 10.0
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    kind: str  # "file" | "webcam" | "network"
-    target: str | int  # path, camera index, or URL
-    live: bool
-
-    @property
-    def name(self) -> str:
-        return str(self.target)
-
-
-def parse_source(source: str, live: bool | None = None) -> SourceSpec:
-    """'0' → webcam 0; rtsp:// http:// ... → network; file:// or a path → file."""
-    s = str(source)
-    if s.isdigit():
-        return SourceSpec("webcam", int(s), True if live is None else live)
-    scheme = urlparse(s).scheme.lower()
-    if scheme == "file":
-        s = urlparse(s).path
-    elif scheme in NETWORK_SCHEMES:
-        return SourceSpec("network", s, (scheme not in ("http", "https")) if live is None else live)
-    path = Path(s)
-    if not path.exists():
-        raise PRPError(f"{s}: no such file (a source is a video file, a webcam index such as 0, or an rtsp:// / http:// URL)")
-    if path.is_dir():
-        raise PRPError(f"{s}: is a folder, not a video")
-    return SourceSpec("file", str(path), bool(live))
 
 
 @dataclass
 class Frame:
     index: int  # source frame number (frames dropped on a live source still count)
-    time_s: float  # from the source's fps, or the wall clock for a live source without one
+    time_s: float  # a file's: index / fps; a live source's: its capture clock since it opened (LiveClock)
     pixels: np.ndarray  # resized, center-cropped RGB uint8 (crop, crop, 3)
     original: np.ndarray | None  # the decoded BGR frame, kept only for an overlay
     read_at: float  # perf_counter when decoded, for latency
+    wall: float | None = None  # a live source's capture time, Unix seconds (None for a file)
 
 
 class FrameReader:
@@ -109,6 +79,7 @@ class FrameReader:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="prp-reader", daemon=True)
         self._t0 = time.perf_counter()
+        self.clock = LiveClock() if spec.live else None
 
     @classmethod
     def _count(cls, delta: int) -> None:
@@ -226,7 +197,12 @@ class FrameReader:
             original = bgr if bgr.shape[:2] == (h, w) else cv2.resize(bgr, (w, h))
         now = time.perf_counter()
         index = self.frames
-        self._put(Frame(index, index / self.fps if self.fps else now - self._t0, self.pre.frame(bgr), original, now))
+        if self.clock is not None:
+            time_s = self.clock.time_s(t)
+            wall = self.clock.wall(time_s)
+        else:
+            time_s, wall = (index / self.fps if self.fps else now - self._t0), None
+        self._put(Frame(index, time_s, self.pre.frame(bgr), original, now, wall))
         if t is not None:
             self._last_s = t
         self.frames = index + 1
@@ -261,6 +237,8 @@ class FrameReader:
                 self.decoder = _Closed()
                 continue
             self.reopened += 1
+            if self.clock is not None:
+                self.clock.reconnected()
             return True
         return False
 

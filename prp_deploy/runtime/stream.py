@@ -11,6 +11,7 @@ steps as evaluation, so a window at f equals the evaluation clip at f.
 from __future__ import annotations
 
 import collections
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -30,6 +31,14 @@ class Window:
     end_s: float
     frames: list[Frame]  # T of them (repeats where padded or dropped)
     padded: int = 0
+
+    @property
+    def wall_time(self) -> str | None:
+        """A live source's capture time of the first frame: UTC, ISO 8601 (None for a file)."""
+        wall = self.frames[0].wall
+        if wall is None:
+            return None
+        return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
     def tensor(self, info: ModelInfo) -> np.ndarray:
         return info.preprocess.clip(np.stack([f.pixels for f in self.frames]))  # (3, T, crop, crop)
@@ -88,7 +97,10 @@ def _make(number: int, start: int, clip_len: int, step: int, buffer, fps: float)
         padded += items[k].index < w
     end = wanted[-1] + 1
     start_s = frames[0].time_s
-    end_s = end / fps if fps else frames[-1].time_s
+    if frames[-1].wall is not None:  # live: its capture clock, which an outage moves on (index / fps would hide it)
+        end_s = frames[-1].time_s + (1 / fps if fps else 0.0)
+    else:
+        end_s = end / fps if fps else frames[-1].time_s
     return Window(number, start, end, start_s, end_s, frames, padded)
 
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import pytest
 
@@ -49,9 +50,18 @@ def test_camera_killed_and_restarted_the_run_carries_on(exported, tmp_path):
         server.kill()
     assert run.returncode == 130 and "Traceback" not in err, err
     records = [json.loads(line) for line in out.read_text().splitlines()]  # every line whole
+    for r in records:
+        validate(r, "window", "a window record")
     assert [r["window"] for r in records] == list(range(len(records)))
     starts = [r["start_frame"] for r in records]
     assert starts == sorted(set(starts))  # numbered on across the outage, never restarted
+    # Wall-clock time: non-decreasing, and the 2 s outage is a gap in it and in start_s alike.
+    walls = [datetime.fromisoformat(r["wall_time"].replace("Z", "+00:00")).timestamp() for r in records]
+    seconds = [r["start_s"] for r in records]
+    assert walls == sorted(walls) and seconds == sorted(seconds)
+    gap = max(range(1, len(records)), key=lambda i: seconds[i] - seconds[i - 1])
+    assert seconds[gap] - seconds[gap - 1] >= 2.0 and abs((walls[gap] - walls[gap - 1]) - (seconds[gap] - seconds[gap - 1])) < 0.01
+    assert time.time() - 600 < walls[0] <= time.time()  # the clock of now, not of 1970
 
 
 def _recording(tmp_path, frames: int):

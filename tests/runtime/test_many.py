@@ -16,7 +16,8 @@ from prp_deploy.errors import PRPError
 from prp_deploy.runtime.backends import OnnxRuntimeBackend
 from prp_deploy.runtime.model_info import read_model_info
 from prp_deploy.runtime.run import stream_records
-from prp_deploy.runtime.scheduler import RunOptions, Source, schedule
+from prp_deploy.runtime.options import RunOptions
+from prp_deploy.runtime.scheduler import Source, schedule
 from prp_deploy.runtime.source_list import expand_sources, output_stems
 from prp_deploy.runtime.sources import FrameReader
 from tests.conftest import index_frame, write_video

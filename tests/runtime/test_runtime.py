@@ -22,7 +22,8 @@ from prp_deploy.export.pipeline import ExportOptions, export
 from prp_deploy.runtime.backends import OnnxRuntimeBackend
 from prp_deploy.runtime.model_info import read_model_info
 from prp_deploy.runtime.run import RunOptions, stream_records
-from prp_deploy.runtime.sources import FrameReader, parse_source
+from prp_deploy.runtime.source_list import parse_source
+from prp_deploy.runtime.sources import FrameReader
 from prp_deploy.runtime.stream import windows
 from tests.conftest import index_frame, shared_clips, write_video
 from tests.runs import make_run
