@@ -254,7 +254,7 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
     """Stream SOURCES through the model: video files, folders (searched recursively), globs, webcam
     indexes such as 0, URLs, or @LIST.txt (one source a line). Several sources share one engine.
     Exit 0 when every source succeeded, 1 when any failed, 2 for a usage error."""
-    from .runtime.run import DEFAULT_MAX_OPEN, RunOptions, RunOutputs, SegmentOptions, run
+    from .runtime.run import DEFAULT_MAX_OPEN, RunOptions, RunOutputs, SegmentOptions, StreamError, run
     from .runtime.stopping import StopRequest, stop_on_signals
     from .runtime.summary import format_summary
 
@@ -277,8 +277,14 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
     if backend == "torch":  # the debugging reference needs torch and the model code: imported only when asked
         from .export.torch_backend import torch_reference as reference
     with stop_on_signals(StopRequest()) as stop:  # SIGTERM, SIGHUP, Ctrl-C: a graceful stop, every output whole
-        summary = run(list(sources), model, backend, opts, say=_say, reference=reference, precision=precision, outputs=outputs,
-                      allow_unverified=allow_unverified, stop=stop)
+        try:
+            summary = run(list(sources), model, backend, opts, say=_say, reference=reference, precision=precision, outputs=outputs,
+                          allow_unverified=allow_unverified, stop=stop)
+        except StreamError as e:  # the one source failed after it gave frames: its summary (counts, outages) still comes, then why
+            row = e.summary["sources"][0] if e.summary and e.summary["sources"] else {}
+            if row.get("frames") or row.get("reconnect_attempts"):
+                _say(format_summary(e.summary))
+            raise
     _say(format_summary(summary))
     if not summary["verified"]:
         _say("note: these results come from a model parity did not pass (--allow-unverified)")

@@ -39,17 +39,19 @@ def free_port() -> int:
 
 
 class RtspServer:
-    """`rtsp://127.0.0.1:PORT/live` (an endless 25 fps pattern) and, given a clip, `/clip`."""
+    """`rtsp://127.0.0.1:PORT/live` (an endless 25 fps pattern) and, given a clip, `/clip`;
+    given `user` ("name:password"), both ask for it."""
 
-    def __init__(self, clip: Path | None = None, port: int | None = None):
-        self.clip, self.port = clip, port or free_port()
+    def __init__(self, clip: Path | None = None, port: int | None = None, user: str | None = None):
+        self.clip, self.port, self.user = clip, port or free_port(), user
         self.proc: subprocess.Popen | None = None
 
     def url(self, mount: str) -> str:
         return f"rtsp://127.0.0.1:{self.port}/{mount}"
 
     def start(self) -> "RtspServer":
-        args = [SYSTEM_PYTHON, str(SERVER), str(self.port)] + (["--clip", str(self.clip)] if self.clip else [])
+        args = [SYSTEM_PYTHON, str(SERVER), str(self.port)] + (["--clip", str(self.clip)] if self.clip else []) + (
+            ["--user", self.user] if self.user else [])
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()  # "ready PORT" once it listens
         if not line.startswith("ready"):

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from ..errors import PRPError, VideoError
+from .source_list import mask_credentials
 
 OPEN_TIMEOUT_S = 5.0
 # PyAV's read timeout interrupts a blocked read after about twice the value given (measured
@@ -177,16 +178,10 @@ class NetworkDecoder:
             av.logging.set_level(av.logging.INFO)
         scheme = urlparse(url).scheme.lower()
         options = {"rtsp_transport": "tcp"} if scheme in ("rtsp", "rtsps") else {}
-        _resolve(url)
-        try:
-            self.container = av.open(url, options=options, timeout=(open_s, stall_s * READ_TIMEOUT_SHARE))
-        except (ConnectionError, TimeoutError, av.error.ExitError) as e:  # refused, reset, or no answer in time
-            raise PRPError(f"{url}: cannot be reached or opened within {open_s:g} s ({_reason(e)})") from None
-        except (av.error.FFmpegError, OSError) as e:  # it answered: an HTTP/RTSP error, or bytes no demuxer reads
-            raise PRPError(f"{url}: cannot be opened as a video stream ({_reason(e)})") from None
+        self.container = _open(av, url, options, open_s, stall_s * READ_TIMEOUT_SHARE)
         if not self.container.streams.video:
             self.container.close()
-            raise PRPError(f"{url}: has no video stream")
+            raise PRPError(f"{mask_credentials(url)}: has no video stream")
         self.stream = self.container.streams.video[0]
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.fps = _sane_fps(float(rate) if rate else 0.0)
@@ -252,14 +247,28 @@ class NetworkDecoder:
         self.container.close()
 
 
-def _resolve(url: str) -> None:
-    """A host name that does not resolve, said as such (FFmpeg says only "Input/output error")."""
-    host = urlparse(url).hostname
-    if host:
+def _open(av, url: str, options: dict, open_s: float, read_s: float):
+    """av.open, each way it can fail said as itself in one line (the password masked)."""
+    shown, u = mask_credentials(url), urlparse(url)
+    if u.hostname:  # FFmpeg says only "Input/output error" for a name that does not resolve
         try:
-            socket.getaddrinfo(host, None)
+            socket.getaddrinfo(u.hostname, None)
         except OSError:
-            raise PRPError(f"{url}: unknown host {host}") from None
+            raise PRPError(f"{shown}: unknown host {u.hostname}") from None
+    try:
+        return av.open(url, options=options, timeout=(open_s, read_s))
+    except ConnectionRefusedError:
+        raise PRPError(f"{shown}: connection refused (nothing listens at {u.hostname}:{u.port or 'its default port'}: "
+                       "is the camera or server up?)") from None
+    except (TimeoutError, av.error.ExitError):
+        raise PRPError(f"{shown}: no answer within {open_s:g} s") from None
+    except (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError) as e:
+        given = "the user name and password in the URL were refused" if u.password else "the URL gives no user name and password"
+        raise PRPError(f"{shown}: unauthorized ({_reason(e)}): {given}") from None
+    except av.error.HTTPNotFoundError:
+        raise PRPError(f"{shown}: not found: the server has no stream at {u.path or '/'}") from None
+    except (av.error.FFmpegError, OSError) as e:  # it answered: another HTTP/RTSP error, or bytes no demuxer reads
+        raise PRPError(f"{shown}: cannot be opened as a video stream ({_reason(e)})") from None
 
 
 def _sane_fps(fps: float) -> float:

@@ -35,7 +35,7 @@ from .progress import Progress
 from .options import RunOptions
 from .scheduler import Source, schedule
 from .segments import Segmenter
-from .source_list import expand_sources, output_stems
+from .source_list import expand_sources, mask_credentials, output_stems
 from .sources import FrameReader
 from .stream import StreamStats, softmax
 from .stopping import StopRequest
@@ -45,7 +45,12 @@ DEFAULT_MAX_OPEN = 2 * (os.cpu_count() or 2)
 
 
 class StreamError(PRPError):
-    """The source died mid-way; what was produced before is kept."""
+    """The source died mid-way; what was produced before is kept. From `run`, `summary` is the
+    run's summary (written, and for the caller to print) as when it succeeds."""
+
+    def __init__(self, message: str, summary: dict | None = None):
+        super().__init__(message)
+        self.summary = summary
 
 
 @dataclass
@@ -174,7 +179,9 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     o = outputs or RunOutputs()
     o = replace(o, out=out or o.out, features=features or o.features, overlay=overlay or o.overlay)  # the caller's object stays as given
     args = [sources] if isinstance(sources, (str, Path)) else [str(s) for s in sources]
-    names = expand_sources([str(a) for a in args])
+    # Names as shown (a URL's password masked) from here on; `target` keeps what is opened.
+    target_of = {mask_credentials(n): n for n in expand_sources([str(a) for a in args])}
+    names = list(target_of)
     many = _wants_many(args, names, [o.out, o.features, o.overlay]) if o.many is None else o.many
     if o.features is not None and opts.task == "recognize":
         raise UsageError("--features needs --task features or both")
@@ -213,7 +220,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
         for p in (o.out, o.features, o.overlay):
             if p is not None:
                 Path(p).mkdir(parents=True, exist_ok=True)
-    todo = [Source(n, plan.stems[n]) for n in todo_names]
+    todo = [Source(n, plan.stems[n], target=target_of[n]) for n in todo_names]
     if skip:
         say(f"--skip-done: {len(names) - len(todo)} of {len(names)} sources finished before, {len(todo)} to run")
     fmt = o.format if o.format != "auto" else ("text" if sys.stdout.isatty() else "jsonl")
@@ -276,7 +283,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
         atomic_write(plan.summary, json.dumps(summary, indent=2, default=str))
     if not many and rows and rows[0]["status"] == "failed":
         raise StreamError(f"{rows[0]['reason']} ({rows[0]['windows']} windows written before it)"
-                          if rows[0]["windows"] else rows[0]["reason"])
+                          if rows[0]["windows"] else rows[0]["reason"], summary)
     return summary
 
 

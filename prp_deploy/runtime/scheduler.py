@@ -33,7 +33,7 @@ from ..errors import PRPError
 from .model_info import ModelInfo
 from .stopping import StopRequest
 from .options import RunOptions, resolve_sample_rate
-from .source_list import parse_source
+from .source_list import mask_credentials, parse_source
 from .sources import Frame, FrameReader
 from .stream import StreamStats, Window, Windower, top_k
 
@@ -42,7 +42,7 @@ BATCH_WAIT_S = 0.05  # how long a partial batch of file windows waits for more
 
 @dataclass
 class Source:
-    name: str  # as given: a path, a webcam index, a URL
+    name: str  # as given (a path, a webcam index, a URL), a URL's password masked: what records, lines and files show
     stem: str = ""  # its output files' name
     status: str = "queued"  # queued → open → ok | failed
     error: str | None = None
@@ -54,6 +54,11 @@ class Source:
     started: float = 0.0
     span: int = 0  # source frames one window covers
     stopped: bool = False  # closed by a stop request, not by its own end
+    target: str = ""  # what is opened: the name with its credentials (default: the name as given)
+
+    def __post_init__(self) -> None:
+        self.target = self.target or self.name
+        self.name = mask_credentials(self.name)
 
     @property
     def live(self) -> bool:
@@ -137,7 +142,7 @@ def schedule(sources: list[Source], info: ModelInfo, backend, opts: RunOptions, 
 def _open(src: Source, info: ModelInfo, opts: RunOptions, keep_original: bool, wake, say) -> bool:
     src.started = time.perf_counter()
     try:
-        spec = parse_source(src.name, opts.live)
+        spec = parse_source(src.target, opts.live)
         src.reader = FrameReader(spec, info.preprocess, keep_original=keep_original, reconnect=opts.reconnect_policy,
                                  stall_s=opts.stall_timeout, wake=wake)
     except PRPError as e:

@@ -27,7 +27,7 @@ class SourceSpec:
 
     @property
     def name(self) -> str:
-        return str(self.target)
+        return mask_credentials(str(self.target))
 
 
 def parse_source(source: str, live: bool | None = None) -> SourceSpec:
@@ -46,6 +46,15 @@ def parse_source(source: str, live: bool | None = None) -> SourceSpec:
     if path.is_dir():
         raise PRPError(f"{s}: is a folder, not a video")
     return SourceSpec("file", str(path), bool(live))
+
+
+def mask_credentials(source: str) -> str:
+    """`rtsp://user:pass@host/x` → `rtsp://user:***@host/x`: what a line, record or file may show."""
+    u = urlparse(source)
+    if not u.scheme or "@" not in u.netloc or ":" not in u.netloc.rsplit("@", 1)[0]:
+        return source
+    user, host = u.netloc.rsplit("@", 1)
+    return u._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}").geturl()
 
 
 def expand_sources(args: list[str]) -> list[str]:

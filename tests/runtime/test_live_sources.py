@@ -12,7 +12,7 @@ from datetime import datetime
 import pytest
 
 from prp_deploy.contracts import validate
-from tests.rtsp import RtspServer, require_rtsp_server, wait_for
+from tests.rtsp import RtspServer, free_port, require_rtsp_server, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -149,30 +149,67 @@ def test_a_stalled_stream_is_an_outage_within_the_stall_timeout(exported, tmp_pa
     assert ": back after" in err and run.returncode == 130 and "Traceback" not in err, err
 
 
-def test_sigterm_finishes_the_batch_closes_every_output_and_prints_the_summary(exported, tmp_path):
-    """systemd's and Docker's stop: SIGTERM to a real process reading a real camera."""
+def _everything_written(out, err: str) -> str:
+    return err + "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json"))
+
+
+def test_a_camera_with_a_password_an_outage_then_sigterm(exported, tmp_path):
+    """systemd's and Docker's stop, after an outage, on a camera that asks for a password: exit
+    143 within seconds, the summary printed, every output whole, the outage a gap in wall_time,
+    and the password in no line and no file."""
     out = tmp_path / "out"
-    with RtspServer() as server:
-        run = _start_run(server.url("live"), exported, f"{out}/", "--features", f"{out}/", "--segments")
-        try:
-            assert wait_for(lambda: any(_lines(p) >= 3 for p in out.glob("*live.jsonl")) or run.poll() is not None, 30)
-            t0 = time.time()
-            run.send_signal(signal.SIGTERM)
-            _, err = run.communicate(timeout=20)
-            took = time.time() - t0
-        finally:
-            run.kill()
+    server = RtspServer(user="cam:s3cret").start()
+    url = server.url("live").replace("rtsp://", "rtsp://cam:s3cret@")
+    run = _start_run(url, exported, f"{out}/", "--features", f"{out}/", "--segments", "--reconnect-wait", "0.2",
+                     "--reconnect-max-wait", "1")
+    try:
+        assert wait_for(lambda: any(_lines(p) >= 3 for p in out.glob("*live.jsonl")) or run.poll() is not None, 30)
+        server.kill()
+        time.sleep(2.0)
+        server.start()
+        before = sum(_lines(p) for p in out.glob("*live.jsonl"))
+        assert wait_for(lambda: sum(_lines(p) for p in out.glob("*live.jsonl")) >= before + 3 or run.poll() is not None, 30)
+        t0 = time.time()
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=20)
+        took = time.time() - t0
+    finally:
+        run.kill()
+        server.kill()
     assert run.returncode == 143 and took < 5 and "Traceback" not in err, (took, err)
     assert "SIGTERM: stopping" in err and "stopped by SIGTERM" in err and re.search(r"frames \d+, windows \d+", err), err
+    assert "s3cret" not in _everything_written(out, err) and "cam:***@" in err
     summary = json.loads((out / "summary.json").read_text())
     validate(summary, "summary", "summary.json")
     row = summary["sources"][0]
-    assert summary["stopped_by"] == "SIGTERM" and row["stopped"] and row["status"] == "ok" and row["windows"] >= 3, summary
+    assert summary["stopped_by"] == "SIGTERM" and row["stopped"] and row["status"] == "ok" and row["outages"] == 1, summary
     records = [json.loads(line) for line in (out / f"{row['output']}.jsonl").read_text().splitlines()]  # every line whole
-    assert len(records) == row["windows"]
+    assert len(records) == row["windows"] and all(r["source"] == url.replace("s3cret", "***") for r in records)
+    walls = [datetime.fromisoformat(r["wall_time"].replace("Z", "+00:00")).timestamp() for r in records]
+    assert walls == sorted(walls) and max(b - a for a, b in zip(walls, walls[1:])) >= 2.0  # the outage, a gap
     import numpy as np
 
     assert np.load(out / f"{row['output']}.features.npy").shape[0] == row["windows"]  # the .npy closed whole, one row a window
+
+
+def test_refused_not_found_and_unauthorized_each_say_so(exported, tmp_path):
+    out = tmp_path / "out"
+    with RtspServer(user="cam:s3cret") as server:
+        wrong = server.url("live").replace("rtsp://", "rtsp://cam:wrong@")
+        missing = server.url("nothing").replace("rtsp://", "rtsp://cam:s3cret@")
+        anonymous = server.url("live")
+        refused = f"rtsp://127.0.0.1:{free_port()}/live"
+        r = subprocess.run([sys.executable, "-m", "prp_deploy", "run", wrong, missing, anonymous, refused, "--model", str(exported),
+                            "--out", f"{out}/"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    reasons = {row["source"]: row["reason"] for row in json.loads((out / "summary.json").read_text())["sources"]}
+    assert reasons[wrong.replace(":wrong@", ":***@")].endswith("the user name and password in the URL were refused")
+    assert reasons[missing.replace(":s3cret@", ":***@")].endswith("not found: the server has no stream at /nothing")
+    assert reasons[anonymous].endswith("the URL gives no user name and password")
+    assert reasons[refused].endswith(f"connection refused (nothing listens at 127.0.0.1:{refused.split(':')[2].split('/')[0]}: "
+                                     "is the camera or server up?)")
+    everything = _everything_written(out, r.stderr)
+    assert "s3cret" not in everything and "wrong" not in everything
 
 
 def test_an_application_stops_a_live_stream_as_sigterm_does(exported):
