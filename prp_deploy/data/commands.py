@@ -112,6 +112,8 @@ def data_prepare(data_root, dataset, split, workers, fmt, quality, short_side):
         f"frame cache {r.cache_root}: {r.written} videos written, {r.already} already there, "
         f"{r.frames} frames, {r.bytes / 2**20:.1f} MiB, {len(r.failed)} failed"
     )
+    for path, why in sorted(r.truncated.items()):
+        click.echo(f"  truncated {path}: {why}")
     for path, why in sorted(r.failed.items()):
         click.echo(f"  failed {path}: {why}")
     if r.failed and not (r.written or r.already):

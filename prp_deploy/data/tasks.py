@@ -123,27 +123,46 @@ class PrepareReport:
     frames: int = 0
     bytes: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    truncated: dict[str, str] = field(default_factory=dict)  # path → where decoding stopped (what decoded is cached)
 
 
-def _prepare_one(args) -> tuple[str, int, bool, str | None]:
+def _prepare_one(args) -> tuple[str, int, bool, str | None, str | None]:
     cache, path = args
     cv2.setNumThreads(1)
     try:
         if cache.has(path):
-            return path, cache.num_frames(path), False, None
-        return path, cache.write(path), True, None
+            return path, cache.num_frames(path), False, None, None
+        n = cache.write(path)
+        return path, n, True, None, _stopped_short(path, n)
     except VideoError as e:
-        return path, 0, False, str(e).removeprefix(f"{path}: ")
+        return path, 0, False, str(e).removeprefix(f"{path}: "), None
+
+
+def _stopped_short(path: str, decoded: int) -> str | None:
+    """Where a file that decodes well short of its container's count stopped, as a time."""
+    info = probe(path)  # the count cache's row that the write just made
+    claimed = info.container_frame_count
+    if claimed <= 0 or decoded >= 0.9 * claimed - 1:
+        return None
+    at = f" (at {_clock(decoded / info.fps)} of {_clock(claimed / info.fps)})" if info.fps else ""
+    return f"decoding stopped at frame {decoded} of the {claimed} its container claims{at}: the {decoded} that decoded are cached"
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    return f"{int(m // 60)}:{int(m % 60):02d}:{s:04.1f}" if m >= 60 else f"{int(m)}:{s:04.1f}"
 
 
 def prepare(index: VideoIndex, cache: FrameCache, workers: int = 1, progress: Callable[[], None] = lambda: None) -> PrepareReport:
     """Fill the frame cache for every video of the split; videos already cached are kept."""
     report = PrepareReport(cache.root)
     jobs = [(cache, str(v.path)) for v in all_videos(index)]
-    for path, n, wrote, why in _map(_prepare_one, jobs, workers, progress):
+    for path, n, wrote, why, short in _map(_prepare_one, jobs, workers, progress):
         if why is not None:
             report.failed[path] = why
             continue
+        if short is not None:
+            report.truncated[path] = short
         report.written += wrote
         report.already += not wrote
         report.frames += n
