@@ -2,8 +2,10 @@
 
 Two facts shape this module:
 - Container frame counts lie. Raw MPEG-4 streams saved as .mp4 report a negative count,
-  and a truncated file reports frames it cannot deliver. `probe` decodes to the end to
-  count, and caches the count under the user cache, keyed by the file's identity.
+  and a truncated file reports frames it cannot deliver. `probe` counts the packets that
+  carry a frame by demuxing (PyAV: no decoding, ~60x faster), falls back to decoding to the
+  end where the file cannot be demuxed, and caches the count under the user cache, keyed
+  by the file's identity.
 - Seeking lies too: on a raw MPEG-4 stream `CAP_PROP_POS_FRAMES` reports success and the
   next read returns frame 0. So frames are read by one sequential pass from the start
   (`grab` skips the colour conversion of frames not wanted), never by seeking.
@@ -24,6 +26,9 @@ import numpy as np
 
 from ..errors import VideoError
 from ..paths import cache_dir
+
+
+FIRST_FRAME_PACKETS = 64  # a decoder with delay (B-frames, threads) gives its first frame within this many
 
 
 @dataclass(frozen=True)
@@ -136,9 +141,11 @@ def probe(path: str | os.PathLike, counts: FrameCountCache | None | bool = True)
         width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         claimed = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        n = 0
-        while cap.grab():
-            n += 1
+        n = count_packets(path)
+        if n is None:  # FFmpeg cannot demux it to the end (a damaged file): count what decodes
+            n = 0
+            while cap.grab():
+                n += 1
     finally:
         cap.release()
     if fps != fps or fps < 0:  # NaN or nonsense from the container
@@ -147,6 +154,34 @@ def probe(path: str | os.PathLike, counts: FrameCountCache | None | bool = True)
     if cache:
         cache.put(path, info)
     return info
+
+
+def count_packets(path: str) -> int | None:
+    """Frames by demuxing, without decoding: the video packets that carry data (AVI marks a
+    dropped frame with a chunk of 0-1 bytes that decodes to nothing). Equal to the decoded
+    count on every healthy file measured (42 UCF101/HMDB51/other clips, 50 built-in, H.264
+    in MP4/MKV/TS with B-frames, a truncated AVI). Only the first frame is decoded, so a file
+    none of whose frames decodes is not taken for a readable one. None where FFmpeg cannot
+    open or demux the file, or its first frame does not decode: the caller counts by decoding.
+    (A file damaged mid-way keeps its packet count; its frame cache, when prepared, records
+    what decoded.)"""
+    import av  # FFmpeg's libraries in PyAV's wheel; imported when first counting
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:  # metadata that is not UTF-8 must not stop a count
+            if not container.streams.video:
+                return None
+            stream, n, decoded = container.streams.video[0], 0, False
+            for packet in container.demux(stream):
+                if packet.size > 1:
+                    n += 1
+                    if not decoded:
+                        decoded = bool(packet.decode())
+                if not decoded and n > FIRST_FRAME_PACKETS:
+                    return None
+            return n if decoded or n == 0 else None
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return None
 
 
 def iter_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
