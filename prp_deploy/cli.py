@@ -91,6 +91,7 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
     from .training.config import build_config, load_run_config
     from .training.loop import Interrupted
     from .training.pipeline import train
+    from .training.resume import refuse_changes
 
     def given(**kw):
         return {k: v for k, v in kw.items() if v is not None}
@@ -112,7 +113,7 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
     if resume:
         out = out or newest_run()
         cfg = load_run_config(out)
-        _refuse_conflicts(overrides, cfg, out, config_file, preset, init)
+        refuse_changes(cfg, out, overrides, config_file, preset, init)
         # Only what does not change the result so far may differ on resume: device, workers, and more epochs.
         cfg = replace(
             cfg,
@@ -131,34 +132,6 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
         _say(f"interrupted: {e}; continue with: prp-deploy train --resume --out {out or 'RUN'}")
         sys.exit(130)
     click.echo(str(run_dir))
-
-
-# What --resume may change: what does not change the result so far (where it runs, and more epochs).
-RESUMABLE = {("device",), ("data", "workers"), ("pretrain", "epochs"), ("finetune", "epochs")}
-
-
-def _refuse_conflicts(overrides: dict, cfg, out, config_file, preset, init) -> None:
-    """--resume continues a run as it was configured: a flag that would change it is refused in one
-    line (it was silently dropped), unless it only repeats the run's own value."""
-    def leaves(d: dict, path=()):
-        for k, v in d.items():
-            yield from (leaves(v, (*path, k)) if isinstance(v, dict) else [((*path, k), v)])
-
-    for path, value in leaves(overrides):
-        if path in RESUMABLE:
-            continue
-        current = cfg
-        for key in path:
-            current = current.get(key) if isinstance(current, dict) else getattr(current, key, None)
-        if isinstance(current, tuple):
-            current = list(current)
-        if (list(value) if isinstance(value, tuple) else value) != current:
-            flag = "--" + path[-1].replace("_", "-")
-            raise PRPError(f"--resume continues {out} as configured; {flag} {value} conflicts with its {'.'.join(path)} ({current}): "
-                           "drop the flag, or start a new run with --out")
-    for flag, given in (("--config", config_file), ("--preset", preset), ("--init", init)):
-        if given is not None:
-            raise PRPError(f"--resume continues {out} as configured; {flag} cannot change it: drop the flag, or start a new run with --out")
 
 
 @main.command("export")

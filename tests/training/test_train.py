@@ -156,12 +156,32 @@ def long_pretraining(data: Path, out: Path) -> list[str]:
 def test_resume_refuses_a_flag_that_would_change_the_run(tiny_data, tmp_path):
     """--resume used to drop --backbone, --objective, ... silently and go on as configured."""
     run = train(tiny_cfg(tiny_data, pretrain={"epochs": 1}, finetune={"epochs": 0}), stage="pretrain", out=tmp_path / "run", say=quiet)
-    for flags, field in ((["--backbone", "c3d"], "model.backbone (r3d)"), (["--objective", "dp"], "pretrain.objective"),
-                         (["--intervals", "1,2"], "pretrain.intervals"), (["--config", "x.yaml"], "--config cannot change it")):
+    for flags, field in ((["--backbone", "c3d"], "model.backbone is r3d there, the command gives c3d"),
+                         (["--objective", "dp"], "pretrain.objective is dgp there"),
+                         (["--intervals", "1,2"], "pretrain.intervals is [1, 2, 4] there, the command gives [1, 2]"),
+                         (["--seed", "5"], "seed is 0 there, the command gives 5")):
         r = cli("train", "--resume", "--out", str(run), "--stage", "pretrain", *flags)
         assert r.returncode == 1 and r.stderr.count("\n") == 1 and field in r.stderr and "Traceback" not in r.stderr, r.stderr
     # Repeating the run's own values, and what resuming may change (more epochs, workers), are fine.
     r = cli("train", "--resume", "--out", str(run), "--stage", "pretrain", "--backbone", "r3d", "--workers", "0", "--pretrain-epochs", "2")
+    assert r.returncode == 0 and "resuming at epoch 2" in r.stderr, r.stderr
+
+
+def test_resume_accepts_the_command_that_made_the_run(tiny_data, tmp_path):
+    """The up-arrow habit: the same --preset, --config and flags, plus --resume, continue the run;
+    a config file that changes one value is refused naming it."""
+    import yaml
+
+    cfg = tiny_cfg(tiny_data, pretrain={"epochs": 1}, finetune={"epochs": 0})
+    run = train(cfg, stage="pretrain", out=tmp_path / "run", say=quiet)
+    mine = {k: v for k, v in cfg.to_dict().items() if k not in ("preset", "schema_version")}  # the user's own config file
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
+    mine["pretrain"]["batch_size"] = 4
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(mine))
+    command = ["train", "--preset", "tiny", "--seed", "0", "--stage", "pretrain", "--out", str(run)]
+    r = cli(*command, "--config", str(tmp_path / "changed.yaml"), "--resume")
+    assert r.returncode == 1 and "pretrain.batch_size is 6 there, the command gives 4" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = cli(*command, "--config", str(tmp_path / "mine.yaml"), "--resume", "--pretrain-epochs", "2")
     assert r.returncode == 0 and "resuming at epoch 2" in r.stderr, r.stderr
 
 
