@@ -4,6 +4,7 @@ and the real UCF101/HMDB51 clips from ../shared (required when CI=true)."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -82,6 +83,20 @@ def exported(tmp_path_factory):
     run = make_run(root / "run", data, "r3d", seed=3)
     export(run, ExportOptions(parity_clips=12), say=lambda s: None)
     return run / "export"
+
+
+@pytest.fixture(scope="session")
+def evaluated_run(exported, tmp_path_factory):
+    """The test export's run folder, evaluated (eval.json with its confusion matrix and retrieval examples)."""
+    from prp_deploy.training.pipeline import train
+    from tests.runs import tiny_run_config
+
+    run = tmp_path_factory.mktemp("browser") / "run"
+    shutil.copytree(exported.parent, run)
+    said: list[str] = []
+    train(tiny_run_config(exported.parent.parent / "data", "r3d", seed=3), stage="eval", out=run, say=said.append)  # the fixture's config
+    assert (run / "report.html").exists() and any(s.startswith("report: ") for s in said), said  # train writes it at the end
+    return run
 
 
 @pytest.fixture(scope="session")

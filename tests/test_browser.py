@@ -70,20 +70,6 @@ def lookup(doc: dict, path: str):
     return doc
 
 
-@pytest.fixture(scope="module")
-def evaluated_run(exported, tmp_path_factory):
-    """The test export's run folder, evaluated (eval.json with its confusion matrix and retrieval examples)."""
-    from prp_deploy.training.pipeline import train
-    from tests.runs import tiny_run_config
-
-    run = tmp_path_factory.mktemp("browser") / "run"
-    shutil.copytree(exported.parent, run)
-    said: list[str] = []
-    train(tiny_run_config(exported.parent.parent / "data", "r3d", seed=3), stage="eval", out=run, say=said.append)  # the fixture's config
-    assert (run / "report.html").exists() and any(s.startswith("report: ") for s in said), said  # train writes it at the end
-    return run
-
-
 def test_report_renders_with_the_runs_numbers(browser, evaluated_run, tmp_path):
     run = evaluated_run
     from prp_deploy.reports.html import write_report

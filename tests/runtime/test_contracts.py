@@ -5,6 +5,8 @@ and what the C++ reader takes from model.json is what the schema guarantees."""
 import copy
 import json
 import re
+import subprocess
+import sys
 
 import jsonschema
 import pytest
@@ -16,6 +18,8 @@ from tests.conftest import REPO
 from tests.runtime.conftest import LEVELS
 from tests.runtime.test_many import cli, grey_video
 
+SCHEMAS = REPO / "prp_deploy" / "contracts"
+
 
 def test_every_schema_is_a_valid_draft_2020_12_schema():
     for name in NAMES:
@@ -24,7 +28,17 @@ def test_every_schema_is_a_valid_draft_2020_12_schema():
         jsonschema.Draft202012Validator.check_schema(s)
 
 
-def test_an_export_and_a_run_validate(exported, brightness_model, tmp_path):
+def test_a_bundled_definition_is_its_own_schema_file():
+    """summary.schema.json carries source_row's schema in $defs (so it validates offline, alone):
+    the copy must stay the file's."""
+    row = {k: v for k, v in schema("source_row").items() if k not in ("$schema", "$id")}
+    assert schema("summary")["$defs"]["source_row"] == row
+    assert '"$ref": "#/' in (SCHEMAS / "summary.schema.json").read_text()
+    for name in NAMES:  # every $ref stays inside its own file
+        assert re.findall(r'"\$ref":\s*"([^"]*)"', (SCHEMAS / f"{name}.schema.json").read_text()) in ([], ["#/$defs/source_row"])
+
+
+def test_an_export_and_a_run_validate(exported, evaluated_run, brightness_model, tmp_path):
     validate(json.loads((exported / "model.json").read_text()), "model", "model.json")
     validate(json.loads((exported / "parity.json").read_text()), "parity", "parity.json")
     videos = [grey_video(tmp_path / "v" / f"{n}.avi", [(LEVELS["dark"], 20), (LEVELS["bright"], 20)]) for n in ("a", "b")]
@@ -37,6 +51,13 @@ def test_an_export_and_a_run_validate(exported, brightness_model, tmp_path):
     assert {r["status"] for r in rows} == {"ok", "failed"}
     for row in rows:
         validate(row, "source_row", "sources.jsonl")
+    # A stock validator, given only the schema file, offline (no $ref that points outside it).
+    run = evaluated_run
+    for name, doc in (("model", exported / "model.json"), ("parity", exported / "parity.json"), ("eval", run / "eval.json"),
+                      ("summary", out / "summary.json")):
+        stock = subprocess.run([sys.executable, "-m", "check_jsonschema", "--schemafile", str(SCHEMAS / f"{name}.schema.json"), str(doc)],
+                               capture_output=True, text=True, timeout=120)
+        assert stock.returncode == 0, (name, stock.stdout, stock.stderr)
     windows = [json.loads(l) for l in (out / "a.jsonl").read_text().splitlines()]
     segments = [json.loads(l) for l in (out / "a.segments.jsonl").read_text().splitlines()]
     assert windows and segments
