@@ -1,4 +1,4 @@
-"""The README's Layout claims, run: adding an artefact is its row and its builder, adding a
+"""The manual's Layout claims (docs/development.md), run: adding an artefact is its row and its builder, adding a
 backbone is its family and one registry line with its strides. A toy row and a toy backbone
 (strides 4 and 8, where every shipped backbone has 8 and 16) go through training (DG-P, so
 the decoder is built from the strides), export, parity and the runtime with nothing else

@@ -145,11 +145,11 @@ def test_every_shipped_config_loads():
 
 
 def test_the_readmes_preset_table_says_what_the_code_does():
-    """README's tiny row once said 5 pretraining epochs when the code said 7."""
+    """The manual's tiny row (docs/training.md) once said 5 pretraining epochs when the code said 7."""
     from prp_deploy.training.config import tiny_preset
     from tests.conftest import REPO
 
-    row = next(l for l in (REPO / "README.md").read_text().splitlines() if l.startswith("| `tiny` |"))
+    row = next(l for l in (REPO / "docs" / "training.md").read_text().splitlines() if l.startswith("| `tiny` |"))
     t = tiny_preset()
     assert f"{t.pretrain.epochs} epochs × {t.pretrain.clips_per_epoch:,} clips" in row, row
     assert f"{t.finetune.epochs} epochs × {t.finetune.clips_per_epoch:,} clips" in row, row
