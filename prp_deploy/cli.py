@@ -154,15 +154,17 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
 @click.option("--calib-clips", type=click.IntRange(1), default=64, show_default=True, help="INT8 calibration clips.")
 @click.option("--calib-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
 @click.option("--int8-exclude", type=CommaList(str), default=None, help="Node names kept in FP32 (comma list).")
+@click.option("--int8-engine", type=click.Choice(["nncf", "modelopt", "ort"]), default=None,
+              help="Quantisation engine (default: nncf with accuracy control for ONNX Runtime, modelopt for TensorRT).")
 def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parity_videos, atol, rtol, verify_only, int8, calib_clips,
-               calib_method, int8_exclude):
+               calib_method, int8_exclude, int8_engine):
     """Export a run (default: the newest under runs/) to ONNX / FP16 / INT8 / TensorRT and check parity."""
     from .export.int8 import Int8Options
     from .export.pipeline import ExportOptions, export, parse_batch
 
     opts = ExportOptions(stage=stage, out=out, fp16=fp16, trt=trt, triton=triton, batch=parse_batch(batch), parity_clips=parity_clips,
                          parity_videos=list(parity_videos), atol=atol, rtol=rtol, verify_only=verify_only, int8=int8,
-                         int8_options=Int8Options(calib_clips, calib_method, tuple(int8_exclude or ())))
+                         int8_options=Int8Options(calib_clips, calib_method, tuple(int8_exclude or ()), engine=int8_engine))
     result = export(source, opts, say=_say)
     click.echo(result.report.table())
     click.echo(f"artefacts in {result.out}: {', '.join(result.artifacts)}; report {result.out / 'parity.json'}")

@@ -49,6 +49,8 @@ class Check:
         body = " ".join(f"{k}={s[k]:.3g}" if isinstance(s.get(k), float) else f"{k}={s[k]}" for k in keys if k in s)
         if "error" in s:
             body += f" ({s['error']})"
+        if "sentence" in s:  # a video-level verdict: what its sample size can tell
+            body += f" ({s['sentence']})"
         return f"{verdict} | {self.artifact:16s} {self.backend:17s} {self.output:8s} {self.inputs:6s} n={self.clips:<3d} {body}"
 
 

@@ -32,10 +32,12 @@ from ..runtime.model_info import parse_model_info
 from .build import BuildInputs, build_order, builder, wanted_rows
 from ..reports.html import refresh_report
 from .explain_graph import explain_outputs, explain_reference
-from .int8 import Calibration, Int8Options
+from .int8 import Int8Options
+from .int8_data import calibration
+from .int8_judge import paired_flips
 from .metadata import gflops_per_clip, model_metadata, preprocess_of
 from .parity import INT8_RULES, MIN_JUDGED, Check, ParityReport, compare
-from .parity_clips import by_class_round_robin, clips_per_video, parity_videos, real_clips, run_batched, run_index, video_top1
+from .parity_clips import parity_videos, real_clips, run_batched, run_index, video_predictions
 from .tensorrt_build import TensorRTUnavailable
 from .torch_backend import TorchBackend, load_model, resolve_checkpoint
 
@@ -86,37 +88,20 @@ def parse_batch(text: str) -> tuple[int, int, int]:
     return lo, opt, hi
 
 
-CHECK_CLIPS = 128  # held-back training clips that choose an INT8 remedy: a 5th percentile over 32 is the 2nd-worst clip
-# Held-back training videos whose video-level top-1 (10 clips each) judges a remedy, as parity
-# judges the test videos: the two error budgets then weigh alike (1 video in 200 = 0.5 points).
-CHECK_VIDEOS = 200
-
-
-def calibration(index, spec, n: int, say, check: bool = True) -> Calibration:
-    """INT8 calibration clips from the run's training videos (never the test videos parity
-    uses), over the classes in turn, and CHECK_CLIPS from the other training videos to judge
-    quantisation remedies on."""
-    videos = by_class_round_robin(list(index.train))
-    calib_videos, check_videos = videos[0::2], videos[1::2] or videos
-    clips, used = real_clips(calib_videos, spec, n, per_video=clips_per_video(n, calib_videos, 16))
-    held = real_clips(check_videos, spec, CHECK_CLIPS, clips_per_video(CHECK_CLIPS, check_videos, 16))[0] if check else clips[:0]
-    judge_videos = check_videos[:CHECK_VIDEOS] if check else []
-    say(f"int8: {len(clips)} calibration clips from {len(used)} training videos"
-        + (f", {len(held)} held-back clips and {len(judge_videos)} held-back videos to judge remedies" if check else ""))
-    return Calibration(clips, used, held, judge_videos, spec)
-
-
 def accuracy_checks(int8: dict, reference, videos, spec) -> list[Check]:
-    """Video-level top-1 (10 clips a video) of each INT8 backend against the FP32 reference on the test videos."""
-    top1 = video_top1({"fp32": reference, **int8}, videos, spec)
+    """Video-level top-1 (10 clips a video) of each INT8 backend against the FP32 reference on
+    the test videos, with the paired flips and what that many videos can tell."""
+    p = video_predictions({"fp32": reference, **int8}, videos, spec)
+    labels, rule = p["labels"], INT8_RULES["max_accuracy_drop"]
+    top1 = {name: 100.0 * float((p[name] == labels).mean()) for name in p if name != "labels"}
     checks = []
     for artifact, backend in int8.items():
         drop = top1["fp32"] - top1[artifact]
-        checks.append(Check(artifact, backend.name, "video_top1", "test videos", "int8", top1["videos"],
-                            stats={"fp32_top1": top1["fp32"], "top1": top1[artifact], "accuracy_drop": drop},
-                            thresholds={"max_accuracy_drop": INT8_RULES["max_accuracy_drop"],
-                                        "rule": "video-level top-1 within max_accuracy_drop points of FP32"},
-                            passed=drop <= INT8_RULES["max_accuracy_drop"]))
+        flips = paired_flips(p["fp32"] == labels, p[artifact] == labels, rule)
+        checks.append(Check(artifact, backend.name, "video_top1", "test videos", "int8", len(labels),
+                            stats={"fp32_top1": top1["fp32"], "top1": top1[artifact], "accuracy_drop": drop, **flips},
+                            thresholds={"max_accuracy_drop": rule, "rule": "video-level top-1 within max_accuracy_drop points of FP32"},
+                            passed=drop <= rule))
     return checks
 
 
@@ -164,7 +149,8 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
         say(f"export: {ckpt} ({model.kind}, {meta['backbone']['backbone']}) → {out}")
         atomic_write(out / MODEL_INFO_FILE, json.dumps(meta, indent=2))
         inputs = BuildInputs(model, clip_shape, meta, opts.batch, out, opts.int8_options,
-                             calibration(index, spec, opts.int8_options.calib_clips, say, opts.int8_options.fallback) if opts.int8 else None, say)
+                             calibration(index, model.state.get("config", {}), spec, opts.int8_options.calib_clips, say,
+                                         opts.int8_options.fallback) if opts.int8 else None, say)
         for a in planned:
             if a.source in not_built:
                 not_built[a.name] = (f"its source {ARTIFACTS[a.source].file} was not built", not_built[a.source][1])

@@ -18,6 +18,7 @@ from pathlib import Path
 import cattrs
 
 from ..data.preprocess import Preprocess
+from ..data.splits import held_out_count
 from ..errors import PRPError
 from ..rundir import CONFIG_FILE, read_run_config, read_yaml
 from ..models import EncoderConfig, check_input_shape
@@ -33,8 +34,6 @@ PRETRAIN_SELECT = {"val_loss": ("val_loss", "min"), "rate_accuracy": ("val_rate_
 AVERAGE_EPOCHS = 3
 FINETUNE_SCHEDULES = ("step", "cosine")
 # Validation videos held out of the training list, as the reference code did.
-DEFAULT_VAL_VIDEOS = {"ucf101": 800, "hmdb51": 400, "folder": 800}
-MAX_VAL_FRACTION = 0.15
 
 
 @dataclass(frozen=True)
@@ -311,5 +310,4 @@ def load_run_config(run_dir: Path) -> TrainConfig:
 
 def val_count(cfg: TrainConfig, dataset: str, n_train: int) -> int:
     """Videos held out of the training list for validation: the dataset default, capped at 15 %."""
-    wanted = cfg.data.val_videos if cfg.data.val_videos is not None else DEFAULT_VAL_VIDEOS.get(dataset, 800)
-    return max(1, min(wanted, int(MAX_VAL_FRACTION * n_train))) if n_train > 1 else 0
+    return held_out_count(cfg.data.val_videos, dataset, n_train)

@@ -149,3 +149,22 @@ def test_load_index_dispatch_and_unknown(tmp_path):
     assert load_index(folder_tree(tmp_path), "folder").name == "folder"
     with pytest.raises(PRPError, match="unknown dataset"):
         load_index(tmp_path, "kinetics")
+
+
+def test_finetune_split_is_the_training_split_and_partitions_the_list():
+    """Export judges INT8 on the videos the classifier was never fitted on: the split it
+    recomputes must be the run's, and its three parts must partition the training list."""
+    from types import SimpleNamespace
+
+    from prp_deploy.data.datasets import Video
+    from prp_deploy.data.splits import finetune_split
+    from prp_deploy.training.splits import labelled_subset, split_validation
+
+    train = [Video(Path(f"v{i}.avi"), i % 4) for i in range(80)]
+    labelled, val, rest = finetune_split(train, "ucf101", 3, None, 5, None)
+    assert len(val) == 12 and len(labelled) == 20 and len(rest) == 48  # 15 % cap; 5 of each of 4 classes
+    paths = [v.path for v in labelled + val + rest]
+    assert sorted(paths) == sorted(v.path for v in train)
+    fitted, held = split_validation(train, 12, 3)
+    assert [v.path for v in held] == [v.path for v in val] and [v.path for v in labelled_subset(fitted, SimpleNamespace(labels_per_class=5, label_fraction=None), 3)] == [v.path for v in labelled]
+    assert finetune_split(train, "ucf101", 3, None, None, None)[2] == []  # no budget: every training video is fitted

@@ -18,7 +18,7 @@ from prp_deploy.errors import PRPError
 from prp_deploy.export.pipeline import ExportOptions, export
 from prp_deploy.runtime.backends import OnnxRuntimeBackend
 from tests.conftest import REPO, shared_clips
-from tests.export.test_export import tiny_data  # noqa: F401 - the fixture
+from tests.export.test_export import int8_data, int8_run, tiny_data  # noqa: F401 - the fixtures
 from tests.runs import make_run
 
 DOUBLE = REPO / "tests" / "trt_double"
@@ -44,11 +44,11 @@ def cli(*args, env=None):
 
 
 @pytest.fixture(scope="module")
-def engines(tiny_data, tmp_path_factory):  # noqa: F811
+def engines(int8_data, tmp_path_factory):  # noqa: F811
     """A run exported with --trt --int8 through the double (profile 2:4:8), once for the module, in
     a subprocess: the double never enters this process's modules outside the tests that ask."""
     root = tmp_path_factory.mktemp("trt")
-    run = make_run(root / "run", tiny_data, "r3d")
+    run = int8_run(root / "run", int8_data)
     r = cli("export", str(run), "--trt", "--int8", "--batch", "2:4:8", "--parity-clips", "12")
     return run, r
 
