@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..data.datasets import Video, VideoIndex
-from ..data.splits import labelled_subset as _labelled_subset
+from ..data import splits as data_splits
 from ..data.splits import split_validation
 from .config import TrainConfig, val_count
 
@@ -17,4 +17,4 @@ def train_videos_of(index: VideoIndex, cfg: TrainConfig) -> list[Video]:
 
 def labelled_subset(videos: list[Video], f, seed: int) -> list[Video]:
     """The labelled part of the training list under the finetune config `f`'s label budget."""
-    return _labelled_subset(videos, f.labels_per_class, f.label_fraction, seed)
+    return data_splits.labelled_subset(videos, f.labels_per_class, f.label_fraction, seed)
