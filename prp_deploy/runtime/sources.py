@@ -157,10 +157,10 @@ class FrameReader:
         finally:
             if self._outage is not None:  # stopped mid-outage: its time so far counts
                 self.outage_s += time.monotonic() - self._outage[0]
-            if self.decoder is not None:
+            if self.decoder is not None:  # None when stopped after a reopen that failed
                 self.decoder.close()
                 self.decoder = None
-                self._count(-1)
+            self._count(-1)  # this reader's slot, whether or not a decoder is open now
             self._put(self.END)
 
     def _deliver(self) -> str | None:
@@ -229,12 +229,13 @@ class FrameReader:
             self._outage = (started, tries)
             if self._stop.wait(policy.delay(tries)):
                 return False
-            self.decoder.close()
+            if self.decoder is not None:  # None after a reopen that failed
+                self.decoder.close()
+                self.decoder = None
             try:
                 self.decoder = open_decoder(self.spec.kind, self.spec.target, self.stall_s, self.spec.live)
             except PRPError as e:
                 cause = str(e).split(": ", 1)[-1]
-                self.decoder = _Closed()
                 continue
             self.reopened += 1
             if self.clock is not None:
@@ -257,13 +258,6 @@ class FrameReader:
             if item is self.END:
                 return
             yield item
-
-
-class _Closed:
-    """Stands for a decoder that failed to reopen, so closing it again is harmless."""
-
-    def close(self) -> None:
-        pass
 
 
 # Readers started and not yet stopped. At interpreter exit (after the main thread is done,
