@@ -1,4 +1,4 @@
-"""Reading videos with OpenCV: true frame counts and frame sets in one sequential pass.
+"""Reading video files: true frame counts without decoding, frames by frame-exact seeking.
 
 Two facts shape this module:
 - Container frame counts lie. Raw MPEG-4 streams saved as .mp4 report a negative count,
@@ -6,13 +6,15 @@ Two facts shape this module:
   carry a frame by demuxing (PyAV: no decoding, ~60x faster), falls back to decoding to the
   end where the file cannot be demuxed, and caches the count under the user cache, keyed
   by the file's identity.
-- Seeking lies too: on a raw MPEG-4 stream `CAP_PROP_POS_FRAMES` reports success and the
-  next read returns frame 0. So frames are read by one sequential pass from the start
-  (`grab` skips the colour conversion of frames not wanted), never by seeking.
+- Seeking through OpenCV lies too: on a raw MPEG-4 stream `CAP_PROP_POS_FRAMES` reports
+  success and the next read returns frame 0. So frames are read through PyAV's layer
+  (`video_file.VideoFile`), which seeks by the timestamps it listed and checks each frame
+  it lands on; OpenCV reads forward what PyAV cannot open.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -26,6 +28,9 @@ import numpy as np
 
 from ..errors import VideoError
 from ..paths import cache_dir
+from .video_file import VideoFile
+
+log = logging.getLogger(__name__)
 
 
 FIRST_FRAME_PACKETS = 64  # a decoder with delay (B-frames, threads) gives its first frame within this many
@@ -184,8 +189,33 @@ def count_packets(path: str) -> int | None:
         return None
 
 
+def open_video(path: str | os.PathLike) -> "VideoFile | None":
+    """The file through PyAV's frame-exact layer, or None where only OpenCV can read it (PyAV
+    cannot open it, or its frames carry no timestamps): then it is read forward, and a log
+    line says so once per file."""
+    path = str(path)
+    try:
+        return VideoFile(path)
+    except VideoError as e:
+        if not os.path.isfile(path):
+            raise
+        if path not in _forward_only:
+            _forward_only.add(path)
+            log.warning("%s; reading it forward with OpenCV, without seeking", e)
+        return None
+
+
+_forward_only: set[str] = set()
+
+
 def iter_frames(path: str | os.PathLike) -> Iterator[np.ndarray]:
     """Every frame, BGR uint8 (H, W, 3), in order."""
+    video = open_video(path)
+    if video is not None:
+        with video:
+            for frame in video.frames():
+                yield frame.bgr
+        return
     cap = open_capture(path)
     try:
         while True:
@@ -204,16 +234,26 @@ def read_frames(
 ) -> np.ndarray:
     """Frames at `indices` (any order, repeats allowed) as one uint8 array (N, H, W, 3).
 
-    One sequential pass from frame 0 to max(indices); frames not wanted are grabbed but not
-    converted. `transform` maps a BGR frame to the stored one (e.g. `resize_rgb`); without
-    it frames come back BGR as decoded. Raises VideoError if the video ends or breaks
-    before the last wanted frame.
+    Through `VideoFile.read`: a seek to the keyframe before each run of wanted frames, so a
+    clip costs the frames it uses, not its place in the file. `transform` maps a BGR frame
+    to the stored one (e.g. `resize_rgb`); without it frames come back BGR as decoded.
+    Raises VideoError if the video ends or breaks before the last wanted frame.
     """
     wanted = np.asarray(list(indices), dtype=np.int64)
     if wanted.size == 0:
         raise ValueError("read_frames needs at least one index")
     if wanted.min() < 0:
         raise ValueError(f"negative frame index {int(wanted.min())}")
+    video = open_video(path)
+    if video is not None:
+        with video:
+            return video.read(wanted, transform)
+    return _read_forward(str(path), wanted, transform)
+
+
+def _read_forward(path: str, wanted: np.ndarray, transform: Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
+    """OpenCV's sequential pass from frame 0 to the last wanted; frames not wanted are grabbed
+    but not converted."""
     last = int(wanted.max())
     need = set(int(i) for i in wanted)
     got: dict[int, np.ndarray] = {}
