@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .clitypes import CommaList, OneLineErrors, ReconnectCount
+from .clitypes import CommaList, OneLineErrors, ReconnectCount, TimePoint
 from .data.commands import data
 from .errors import PRPError, UsageError
 from .models.registry import BACKBONES, DEPTHS
@@ -223,9 +223,11 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
 @click.option("--allow-unverified", is_flag=True,
               help="Run a model file that parity did not pass (FAILED, never judged, changed since, or no parity.json); "
                    "warns, and the summary says verified: false.")
+@click.option("--start", type=TimePoint(), default=None, help="Files: begin at this time (seconds or HH:MM:SS), by a seek.")
+@click.option("--end", type=TimePoint(), default=None, help="Files: stop before this time (seconds or HH:MM:SS).")
 def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch, topk, out, features_out, overlay, overlay_explain, segments, smooth,
             threshold, hysteresis, min_windows, fmt, max_open, skip_done, quiet, live, reconnect, reconnect_wait, reconnect_max_wait,
-            stall_timeout, allow_unverified):
+            stall_timeout, allow_unverified, start, end):
     """Stream SOURCES through the model: video files, folders (searched recursively), globs, webcam
     indexes such as 0, URLs, or @LIST.txt (one source a line). Several sources share one engine.
     Exit 0 when every source succeeded, 1 when any failed, 2 for a usage error."""
@@ -244,7 +246,7 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
     if reconnect_max_wait < reconnect_wait:
         raise UsageError(f"--reconnect-max-wait ({reconnect_max_wait}) must not be below --reconnect-wait ({reconnect_wait})")
     opts = RunOptions(task=task, stride=stride, sample_rate=sample_rate, batch=batch, topk=topk, live=live, reconnect=reconnect,
-                      reconnect_wait=reconnect_wait, reconnect_max_wait=reconnect_max_wait, stall_timeout=stall_timeout)
+                      reconnect_wait=reconnect_wait, reconnect_max_wait=reconnect_max_wait, stall_timeout=stall_timeout, start=start, end=end)
     outputs = RunOutputs(out=out, features=features_out, overlay=overlay, overlay_explain=overlay_explain, format=fmt, skip_done=skip_done, progress=not quiet,
                          max_open=max_open or DEFAULT_MAX_OPEN,
                          segments=SegmentOptions(smooth, threshold, hysteresis, min_windows) if segments else None)

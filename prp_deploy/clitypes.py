@@ -47,6 +47,27 @@ class ReconnectCount(click.ParamType):
         return int(value)
 
 
+class TimePoint(click.ParamType):
+    """A time in a file: seconds (`1740`, `12.5`) or `[HH:]MM:SS[.fff]` (`00:29:00`) → seconds."""
+
+    name = "SECONDS|HH:MM:SS"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, float):
+            return value
+        parts = str(value).strip().split(":")
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError:
+            numbers = []
+        if not 1 <= len(numbers) <= 3 or any(n < 0 or n != n for n in numbers) or any(n >= 60 for n in numbers[1:]):
+            self.fail(f"wants seconds or HH:MM:SS, got {value!r}", param, ctx)
+        seconds = 0.0
+        for n in numbers:
+            seconds = seconds * 60 + n
+        return seconds
+
+
 # What the [train] extra brings: a command that needs one of these says so in one line.
 TRAIN_EXTRA = {"torch", "yaml", "cattrs", "onnx", "onnxscript", "matplotlib", "tensorboard"}
 

@@ -26,6 +26,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -55,10 +56,14 @@ class FrameIndex:
         target = self.pts[0] + time_s / self.time_base - 1e-6 / self.time_base if len(self.pts) else 0
         return int(np.searchsorted(self.pts, target, side="left"))
 
+    @cached_property
+    def keyframes(self) -> np.ndarray:
+        return np.flatnonzero(self.keyframe)
+
     def seek_point(self, k: int) -> int:
         """The last keyframe at or before frame k (0 when none is marked)."""
-        keys = np.flatnonzero(self.keyframe[: k + 1])
-        return int(keys[-1]) if keys.size else 0
+        i = int(np.searchsorted(self.keyframes, k, side="right"))
+        return int(self.keyframes[i - 1]) if i else 0
 
 
 @dataclass(frozen=True)
@@ -131,17 +136,20 @@ class VideoFile:
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"  # frame threads: decoding keeps up with the conversion
         self.fps = float(self._stream.average_rate or self._stream.guessed_rate or 0.0)
+        self.claimed_frames = int(self._stream.frames or 0)  # the header's count: more than it has in a truncated file
         self.width, self.height = self._stream.codec_context.width, self._stream.codec_context.height
         self.index = frame_index(self.path)
         if self.index is None:
-            raise VideoError(f"{self.path}: its frames carry no timestamps, so they cannot be sought")
+            raise VideoError(f"{self.path}: its frames cannot be listed by timestamp (a raw stream, which carries none, "
+                             "or a file FFmpeg cannot demux)")
         from av.video.reformatter import VideoReformatter
         self._to_bgr = VideoReformatter()
         self._at_start = True  # nothing decoded yet: no seek needed to begin at frame 0
         self._seekable = self.index.seekable
         self._seek_ts = self.index.pts  # MP4, MKV, WebM, TS seek by presentation time; AVI needs decode_ts
         self._unseekable_why = "MPEG-4 with packed B-frames labels its frames out of order"
-        self.frames_decoded = 0  # what reads cost, for tests and benchmarks
+        self.frames_decoded = 0
+        self.bad_packets = 0  # packets that failed to decode and were skipped  # what reads cost, for tests and benchmarks
 
     @property
     def frame_count(self) -> int:
@@ -169,7 +177,7 @@ class VideoFile:
             yield Frame(k, float(self.index.time_s(min(k, n - 1))), self._to_bgr.reformat(frame, format="bgr24").to_ndarray())
             next_k = k + 1
         if next_k < stop:
-            raise VideoError(f"{self.path}: decoding stopped at frame {next_k}, frame {stop - 1} was needed")
+            raise VideoError(f"{self.path}: decoding stopped at frame {next_k} of {n} (corrupt or truncated file)")
 
     def read(self, indices: Iterable[int], transform: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
         """Frames at `indices` (any order, repeats allowed) as one array (N, H, W, 3)."""
@@ -231,15 +239,30 @@ class VideoFile:
                 yield number, frame
 
     def _decoded(self) -> Iterator["object"]:
+        """Decoded frames from the container's position on. A packet that fails to decode is
+        skipped and counted, as FFmpeg's own tools do; a demux that fails (a cut file) ends
+        the decode after what the decoder still holds."""
         import av
 
         self._at_start = False
-        try:
-            for frame in self._container.decode(self._stream):
+        packets = self._container.demux(self._stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except av.error.FFmpegError:
+                packet = None  # flush: frames held for reordering or by decoder threads still come
+            try:
+                frames = packet.decode() if packet is not None else self._stream.codec_context.decode(None)
+            except av.error.FFmpegError:
+                self.bad_packets += 1
+                frames = []
+            for frame in frames:
                 self.frames_decoded += 1
                 yield frame
-        except av.error.FFmpegError as e:
-            raise VideoError(f"{self.path}: decoding failed ({_reason(e)})") from None
+            if packet is None:
+                return
 
     def _reopen(self) -> None:
         import av

@@ -102,7 +102,8 @@ class Recognizer:
 
         Options as `prp-deploy run`'s: task (recognize | features | both; default both for a
         recognizer), stride, sample_rate, batch, topk, live, reconnect (None: forever),
-        reconnect_wait, reconnect_max_wait, stall_timeout. A source that fails raises
+        reconnect_wait, reconnect_max_wait, stall_timeout, start and end (a file's span, in
+        seconds of presentation time). A source that fails raises
         StreamError after the records it gave. `stop.request()`, from any thread, ends it as
         SIGTERM ends `run`: the windows already made come, then the iteration ends.
         """

@@ -1,5 +1,6 @@
-"""One connection to a source, decoding BGR frames: a file or webcam through OpenCV, a network
-stream (RTSP, HTTP, ...) through PyAV; and how a lost one is reopened (`Reconnect`).
+"""One connection to a source, decoding BGR frames: a file through the data layer's PyAV
+reader (`file_decoder`), a webcam through OpenCV, a network stream (RTSP, HTTP, ...) through
+PyAV; and how a lost one is reopened (`Reconnect`).
 
 Network streams go through PyAV because FFmpeg's own answers are needed to tell a stream
 that *ended* from one that *broke*, and OpenCV's reader hides them: measured against
@@ -28,7 +29,8 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
-from ..errors import PRPError, VideoError
+from ..errors import PRPError, UsageError
+from .file_decoder import Span, open_file
 from .source_list import mask_credentials
 
 OPEN_TIMEOUT_S = 5.0
@@ -87,49 +89,6 @@ class LiveClock:
 
 class SourceOutage(Exception):
     """The source stopped delivering without saying it ended (lost, stalled, broken): wait it out."""
-
-
-class FileDecoder:
-    """A video file through OpenCV. It ends where the decode ends; ending well short of the
-    container's frame count is corruption, said in `error`."""
-
-    live_capable = False
-
-    def __init__(self, path: str):
-        self.path, self.error = path, None
-        self.cap = cv2.VideoCapture(path)
-        if not self.cap.isOpened():
-            raise VideoError(f"{path}: cannot open as a video (not a video file, or a codec this OpenCV lacks)")
-        self.fps = _sane_fps(self.cap.get(cv2.CAP_PROP_FPS))
-        claimed = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.total_frames = claimed if claimed > 0 else None
-
-    def frames(self, after_s: float | None = None) -> Iterator[tuple[np.ndarray, float | None]]:
-        decoded = 0
-        try:
-            while True:
-                ok, bgr = self.cap.read()
-                if not ok:
-                    break
-                decoded += 1
-                yield bgr, None
-        except cv2.error as e:
-            self.error = f"{self.path}: reading failed at frame {decoded}: {e}"
-            return
-        self._check_end(decoded)
-
-    def _check_end(self, decoded: int) -> None:
-        claimed = self.total_frames or 0
-        if decoded == 0:
-            self.error = f"{self.path}: no frame decodes"
-        elif claimed > 0 and decoded < 0.9 * claimed - 1 and os.path.getsize(self.path) > 0:
-            self.error = f"{self.path}: decoding stopped at frame {decoded} of {claimed} (corrupt or truncated file)"
-
-    def ended(self, last_s: float | None) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.cap.release()
 
 
 class WebcamDecoder:
@@ -281,9 +240,11 @@ def _reason(e: BaseException) -> str:
     return text.split(":")[0].strip() if text else type(e).__name__
 
 
-def open_decoder(kind: str, target, stall_s: float, live: bool = True):
+def open_decoder(kind: str, target, stall_s: float, live: bool = True, span: Span = Span()):
+    if kind != "file" and span:
+        raise UsageError(f"{mask_credentials(str(target))}: --start/--end apply to video files, not to a {kind} source")
     if kind == "webcam":
         return WebcamDecoder(int(target))
     if kind == "network":
         return NetworkDecoder(str(target), stall_s, live)
-    return FileDecoder(str(target))
+    return open_file(str(target), span)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import PRPError
 from .decoders import Reconnect
+from .file_decoder import Span
 from .model_info import ModelInfo
 from .sources import STALL_TIMEOUT_S
 
@@ -25,6 +26,11 @@ class RunOptions:
     reconnect_wait: float = 1.0  # seconds before the first reopen, doubling each further try ...
     reconnect_max_wait: float = 30.0  # ... up to this
     stall_timeout: float = STALL_TIMEOUT_S  # a stream that delivers no frame this long has an outage
+    start: float | None = None  # seconds into each file (presentation time) to begin at: a seek
+    end: float | None = None  # seconds into each file to stop before
+
+    def __post_init__(self) -> None:
+        Span(self.start, self.end)  # --start < --end, both >= 0: a usage error before anything opens
 
     def check(self, info: ModelInfo) -> None:
         if self.task not in TASKS:
@@ -36,6 +42,10 @@ class RunOptions:
         if self.stall_timeout <= 0 or self.reconnect_wait < 0 or self.reconnect_max_wait < self.reconnect_wait:
             raise PRPError(f"--stall-timeout must be > 0 and --reconnect-max-wait >= --reconnect-wait >= 0, got "
                            f"{self.stall_timeout}, {self.reconnect_max_wait}, {self.reconnect_wait}")
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end)
 
     @property
     def reconnect_policy(self) -> Reconnect:

@@ -103,7 +103,7 @@ def stream_records(source: str, info: ModelInfo, backend, opts: RunOptions, stat
     src = Source(str(source), stats=stats or StreamStats())
     yield from _records(schedule([src], info, backend, opts, 1, say=say, stop=stop), arrays)
     if src.status == "failed":
-        raise StreamError(src.error)
+        raise UsageError(src.error) if src.usage_error else StreamError(src.error)
 
 
 def _records(events, arrays: bool, failed: Callable[[Source], None] | None = None) -> Iterator[dict]:
@@ -281,9 +281,9 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
                "options": {**vars(opts)}, **({"stopped_by": stop.reason} if stop is not None and stop.is_set() else {})}
     if plan.summary is not None:
         atomic_write(plan.summary, json.dumps(summary, indent=2, default=str))
-    if not many and rows and rows[0]["status"] == "failed":
-        raise StreamError(f"{rows[0]['reason']} ({rows[0]['windows']} windows written before it)"
-                          if rows[0]["windows"] else rows[0]["reason"], summary)
+    if not many and rows and rows[0]["status"] == "failed":  # a span the one file lacks is a usage error (exit 2)
+        why = rows[0]["reason"] + (f" ({rows[0]['windows']} windows written before it)" if rows[0]["windows"] else "")
+        raise UsageError(why) if todo and todo[0].usage_error else StreamError(why, summary)
     return summary
 
 

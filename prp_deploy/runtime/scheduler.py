@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..errors import PRPError
+from ..errors import PRPError, UsageError
 from .model_info import ModelInfo
 from .stopping import StopRequest
 from .options import RunOptions, resolve_sample_rate
@@ -55,6 +55,7 @@ class Source:
     span: int = 0  # source frames one window covers
     stopped: bool = False  # closed by a stop request, not by its own end
     target: str = ""  # what is opened: the name with its credentials (default: the name as given)
+    usage_error: bool = False  # it failed on how it was asked for (--start past its end), not on its content
 
     def __post_init__(self) -> None:
         self.target = self.target or self.name
@@ -144,9 +145,9 @@ def _open(src: Source, info: ModelInfo, opts: RunOptions, keep_original: bool, w
     try:
         spec = parse_source(src.target, opts.live)
         src.reader = FrameReader(spec, info.preprocess, keep_original=keep_original, reconnect=opts.reconnect_policy,
-                                 stall_s=opts.stall_timeout, wake=wake)
+                                 stall_s=opts.stall_timeout, wake=wake, span=opts.span)
     except PRPError as e:
-        src.status, src.error = "failed", str(e)
+        src.status, src.error, src.usage_error = "failed", str(e), isinstance(e, UsageError)
         return False
     step = resolve_sample_rate(opts.sample_rate, info, src.reader.fps, say)
     stride = opts.stride or max(1, (info.preprocess.frames // 2) * step)

@@ -28,6 +28,7 @@ import numpy as np
 from ..data.preprocess import Preprocess
 from ..errors import PRPError
 from .decoders import OPEN_TIMEOUT_S, LiveClock, Reconnect, SourceOutage, open_decoder
+from .file_decoder import Span
 from .source_list import SourceSpec
 
 STALL_TIMEOUT_S = 10.0
@@ -36,7 +37,7 @@ STALL_TIMEOUT_S = 10.0
 @dataclass
 class Frame:
     index: int  # source frame number (frames dropped on a live source still count)
-    time_s: float  # a file's: index / fps; a live source's: its capture clock since it opened (LiveClock)
+    time_s: float  # a file's: its presentation time (from the first frame's); a live source's: its capture clock (LiveClock)
     pixels: np.ndarray  # resized, center-cropped RGB uint8 (crop, crop, 3)
     original: np.ndarray | None  # the decoded BGR frame, kept only for an overlay
     read_at: float  # perf_counter when decoded, for latency
@@ -53,11 +54,13 @@ class FrameReader:
     _count_lock = threading.Lock()
 
     def __init__(self, spec: SourceSpec, preprocess: Preprocess, keep_original: bool = False, queue_size: int = 64,
-                 reconnect: Reconnect | None = None, stall_s: float = STALL_TIMEOUT_S, wake: threading.Event | None = None):
+                 reconnect: Reconnect | None = None, stall_s: float = STALL_TIMEOUT_S, wake: threading.Event | None = None,
+                 span: Span = Span()):
         self.spec, self.pre, self.keep_original = spec, preprocess, keep_original
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.stall_s = stall_s
-        self.decoder = open_decoder(spec.kind, spec.target, stall_s, spec.live)  # in the caller's thread: a bad source fails at once
+        self.decoder = open_decoder(spec.kind, spec.target, stall_s, spec.live, span)  # in the caller's thread: a bad source fails at once
+        self.first_index = getattr(self.decoder, "first_index", 0)  # a file read from --start numbers frames as the file does
         # Files never reconnect; cameras and streams wait out an outage, forever unless told otherwise.
         self.reconnect = (reconnect or Reconnect()) if self.decoder.live_capable else Reconnect(attempts=0)
         self.wake = wake  # set after every frame and notice, so one loop can wait on many readers
@@ -65,13 +68,14 @@ class FrameReader:
         self.fps = self.decoder.fps
         self.total_frames = self.decoder.total_frames  # the container's claim: progress, and a file that ends early
         self.dropped = 0
-        self.frames = 0
+        self.frames = 0  # frames delivered
         self.reopened = 0  # successful reopens
         self.outages = 0  # times the source stopped delivering without ending
         self.outage_s = 0.0  # seconds without frames, over all outages that ended
         self.attempts = 0  # reopen attempts over all outages
         self.notices: collections.deque[str] = collections.deque()  # one-line news for the consumer to print
         self.error: str | None = None  # why the source ended early, if it did
+        self._notice_said = False
         self.crash: BaseException | None = None  # a bug in the reader thread, re-raised by the consumer
         self._outage: tuple[float, int] | None = None  # (monotonic start, attempts so far) of the outage in progress
         self._last_s: float | None = None  # presentation time of the last frame delivered (resumes a recording)
@@ -167,6 +171,7 @@ class FrameReader:
         """Frames from the open decoder until it stops: None if the source ended, else why not."""
         new = 0
         resumed = self._last_s is not None
+        self._say_decoder_notice()
         try:
             for bgr, t in self.decoder.frames(after_s=self._last_s):
                 if self._stop.is_set():
@@ -177,6 +182,7 @@ class FrameReader:
                 self._frame(bgr, t)
         except SourceOutage as e:
             return str(e)
+        self._say_decoder_notice()
         if self.decoder.error:
             self.error = self.decoder.error
             return None
@@ -196,16 +202,24 @@ class FrameReader:
             h, w = self._shape[0][:2]
             original = bgr if bgr.shape[:2] == (h, w) else cv2.resize(bgr, (w, h))
         now = time.perf_counter()
-        index = self.frames
+        index = self.first_index + self.frames
         if self.clock is not None:
             time_s = self.clock.time_s(t)
             wall = self.clock.wall(time_s)
+        elif t is not None:
+            time_s, wall = t, None
         else:
             time_s, wall = (index / self.fps if self.fps else now - self._t0), None
         self._put(Frame(index, time_s, self.pre.frame(bgr), original, now, wall))
         if t is not None:
             self._last_s = t
-        self.frames = index + 1
+        self.frames += 1
+
+    def _say_decoder_notice(self) -> None:
+        notice = getattr(self.decoder, "notice", None)
+        if notice and not self._notice_said:
+            self._notice_said = True
+            self._say(notice.removeprefix(f"{self.spec.target}: "))
 
     def _wait_out(self, cause: str) -> bool:
         """Reopen the source after `cause` until it is back (True), or give up or stop (False)."""

@@ -1,7 +1,9 @@
 """Frames → windows (the scheduler batches them into engine calls).
 
 A window starting at source frame f takes frames f, f+k, ..., f+(T−1)·k (k the sample
-rate) and ends (exclusive) at f+(T−1)·k+1; windows start every `stride` frames. Past the
+rate) and ends (exclusive) at f+(T−1)·k+1; windows start every `stride` frames, counted
+from the file's frame 0 even where reading began later (`--start`). Its times are the
+presentation times of its first and last frames. Past the
 end of a video shorter than one window the last frame repeats, as in evaluation; the
 record says how many frames were padded. Each window's tensor is made by
 `Preprocess.clip` from frames that `FrameReader` made with `Preprocess.frame`: the same
@@ -58,12 +60,14 @@ class Windower:
         self.next_start, self.made = 0, 0
 
     def push(self, frame: Frame) -> list[Window]:
+        if self.made == 0 and not self.buffer:  # a file read from --start: windows fall where the whole file's do
+            self.next_start = -(-frame.index // self.stride) * self.stride
         self.buffer.append(frame)
         if self.live and frame.index >= self.next_start + self.span - 1:
             self.next_start = max(self.next_start, ((frame.index - self.span + 1) // self.stride) * self.stride)
         out = []
         while frame.index >= self.next_start + self.span - 1:
-            out.append(_make(self.made, self.next_start, self.clip_len, self.step, self.buffer, self.fps))
+            out.append(_make(self.made, self.next_start, self.clip_len, self.step, self.buffer))
             self.made += 1
             self.next_start += self.stride
         while len(self.buffer) > 1 and self.buffer[1].index <= self.next_start:  # keep only what later windows can use
@@ -74,7 +78,7 @@ class Windower:
         """A source shorter than one window still gets one window, padded with its last frame."""
         if self.made == 0 and self.buffer:
             self.made = 1
-            return [_make(0, 0, self.clip_len, self.step, self.buffer, self.fps)]
+            return [_make(0, self.buffer[0].index, self.clip_len, self.step, self.buffer)]
         return []
 
 
@@ -86,7 +90,7 @@ def windows(frames: Iterator[Frame], clip_len: int, step: int, stride: int, live
     yield from w.finish()
 
 
-def _make(number: int, start: int, clip_len: int, step: int, buffer, fps: float) -> Window:
+def _make(number: int, start: int, clip_len: int, step: int, buffer) -> Window:
     wanted = [start + j * step for j in range(clip_len)]
     frames, padded, k = [], 0, 0
     items = list(buffer)
@@ -95,13 +99,8 @@ def _make(number: int, start: int, clip_len: int, step: int, buffer, fps: float)
             k += 1
         frames.append(items[k])  # the newest frame at or before w (w itself unless dropped or past the end)
         padded += items[k].index < w
-    end = wanted[-1] + 1
-    start_s = frames[0].time_s
-    if frames[-1].wall is not None:  # live: its capture clock, which an outage moves on (index / fps would hide it)
-        end_s = frames[-1].time_s + (1 / fps if fps else 0.0)
-    else:
-        end_s = end / fps if fps else frames[-1].time_s
-    return Window(number, start, end, start_s, end_s, frames, padded)
+    # The presentation times of its first and last frames (a live source's: capture clock)
+    return Window(number, start, wanted[-1] + 1, frames[0].time_s, frames[-1].time_s, frames, padded)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

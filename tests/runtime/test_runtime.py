@@ -60,7 +60,7 @@ def test_run_writes_jsonl_features_and_overlay(exported, tmp_path):
     assert len(records) > 10 and records[0]["start_frame"] == 0 and records[1]["start_frame"] == 4
     assert {"source", "window", "start_frame", "end_frame", "start_s", "end_s", "top"} <= set(records[0])
     assert len(records[0]["top"]) == 2 and records[0]["top"][0]["score"] >= records[0]["top"][1]["score"]
-    assert records[0]["end_s"] == pytest.approx(8 / 25.0)
+    assert records[0]["end_s"] == pytest.approx(7 / 25.0)  # the presentation time of its last frame (the 8th)
     f = np.load(feats)
     assert f.shape == (len(records), read_model_info(exported).feature_dim) and f.dtype == np.float32
     index = [json.loads(line) for line in feats.with_suffix(".jsonl").read_text().splitlines()]

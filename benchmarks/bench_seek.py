@@ -1,0 +1,122 @@
+"""Long files through the frame-exact layer: sequential reading, a clip anywhere in the file,
+and `run --start/--end`, side by side in one run.
+
+- `sequential`: frames/s over the first --frames frames, OpenCV's `VideoCapture.read` against
+  `VideoFile.frames()` (BGR, the runtime's and training's path), alternated --repeats times.
+- `clip`: one training-sized clip (16 frames, every 2nd) at minute 0, the middle and 5 minutes
+  before the end, through `read_frames` (a seek) and, for comparison, OpenCV reading
+  forward from frame 0 (what `read_frames` did before); with the frames each decoded.
+- `run` (with --model): `prp-deploy run FILE --start S --end S+10` at 0 and at the middle,
+  wall time of the whole command.
+
+Videos are bench_video.py's (320x240 H.264, 25 fps, a keyframe every 250 frames), made here
+when missing.
+
+    python benchmarks/bench_seek.py [--minutes 30,60] [--model runs/NAME/export] [--work /tmp/bench_video]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_video import make_video  # noqa: E402
+
+from prp_deploy import __version__  # noqa: E402
+from prp_deploy.data.video_file import VideoFile, frame_index  # noqa: E402
+
+
+def opencv_fps(path: Path, n: int) -> float:
+    cap, t = cv2.VideoCapture(str(path)), time.perf_counter()
+    for _ in range(n):
+        cap.read()
+    cap.release()
+    return n / (time.perf_counter() - t)
+
+
+def layer_fps(path: Path, n: int) -> float:
+    t = time.perf_counter()
+    with VideoFile(path) as video:
+        for _ in video.frames(0, n):
+            pass
+    return n / (time.perf_counter() - t)
+
+
+def clip_by_seek(path: Path, first: int) -> tuple[float, int]:
+    t = time.perf_counter()
+    with VideoFile(path) as video:
+        video.read(range(first, first + 32, 2))
+        return time.perf_counter() - t, video.frames_decoded
+
+
+def clip_by_opencv(path: Path, first: int) -> float:
+    cap, t = cv2.VideoCapture(str(path)), time.perf_counter()
+    for i in range(first + 32):
+        cap.grab()
+        if i >= first and (i - first) % 2 == 0:
+            cap.retrieve()
+    cap.release()
+    return time.perf_counter() - t
+
+
+def run_span(path: Path, model: Path, start: float) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "prp_deploy", "run", str(path), "--model", str(model), "--start", str(start),
+                    "--end", str(start + 10), "--out", os.devnull, "-q"], check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", default="30,60")
+    ap.add_argument("--frames", type=int, default=3000, help="frames read in each sequential measurement")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--model", type=Path, default=None, help="an export folder: also time run --start/--end")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/bench_video"))
+    ap.add_argument("--opencv-clip", action="store_true", help="also time OpenCV reading forward to each clip (slow)")
+    args = ap.parse_args()
+    for m in [float(x) for x in args.minutes.split(",")]:
+        folder = args.work / f"ds-{m:g}min" / "Long"
+        folder.mkdir(parents=True, exist_ok=True)
+        video = make_video(folder / "long.mp4", m)
+        t = time.perf_counter()
+        frames = len(frame_index(str(video)))
+        row = {"minutes": m, "frames": frames, "index_s": round(time.perf_counter() - t, 2)}
+        ocv, ours = [], []
+        for _ in range(args.repeats):
+            ocv.append(opencv_fps(video, args.frames))
+            ours.append(layer_fps(video, args.frames))
+        row["sequential_fps"] = {"opencv": round(statistics.median(ocv)), "layer": round(statistics.median(ours)),
+                                 "layer_over_opencv": round(statistics.median(ours) / statistics.median(ocv), 2)}
+        clips = {}
+        for at_min in (0, m / 2 - 1, m - 5):
+            first = int(at_min * 60 * 25)
+            seconds, decoded = clip_by_seek(video, first)
+            clips[f"{at_min:g} min"] = {"seek_ms": round(seconds * 1e3, 1), "decoded": decoded,
+                                        **({"opencv_forward_s": round(clip_by_opencv(video, first), 2)} if args.opencv_clip else {})}
+        row["clip"] = clips
+        if args.model:
+            middle = m * 30 - 60
+            runs = {"0": [], f"{middle:g}": []}
+            for _ in range(2):
+                runs["0"].append(run_span(video, args.model, 0))
+                runs[f"{middle:g}"].append(run_span(video, args.model, middle))
+            row["run_10s"] = {f"--start {k}": round(min(v), 2) for k, v in runs.items()}
+        print(json.dumps(row), flush=True)
+    print(f"\nprp-deploy {__version__}, PyAV {av.__version__}, OpenCV {cv2.__version__}, Python {platform.python_version()}, "
+          f"{platform.machine()} {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
