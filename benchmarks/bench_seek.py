@@ -6,8 +6,9 @@ and `run --start/--end`, side by side in one run.
 - `clip`: one training-sized clip (16 frames, every 2nd) at minute 0, the middle and 5 minutes
   before the end, through `read_frames` (a seek) and, for comparison, OpenCV reading
   forward from frame 0 (what `read_frames` did before); with the frames each decoded.
-- `run` (with --model): `prp-deploy run FILE --start S --end S+10` at 0 and at the middle,
-  wall time of the whole command.
+- `run` (with --model): `prp-deploy run FILE --start S --end S+10` at 0 and in the last
+  minute (1740 s of 30 min), wall time of the whole command, the best of two; with --check,
+  the last-minute windows are compared with the whole file's run at the same frames.
 
 Videos are bench_video.py's (320x240 H.264, 25 fps, a keyframe every 250 frames), made here
 when missing.
@@ -70,11 +71,26 @@ def clip_by_opencv(path: Path, first: int) -> float:
     return time.perf_counter() - t
 
 
-def run_span(path: Path, model: Path, start: float) -> float:
+def run_span(path: Path, model: Path, start: float | None, out: str = os.devnull) -> float:
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "prp_deploy", "run", str(path), "--model", str(model), "--start", str(start),
-                    "--end", str(start + 10), "--out", os.devnull, "-q"], check=True, capture_output=True)
+    span = ["--start", str(start), "--end", str(start + 10)] if start is not None else []
+    subprocess.run([sys.executable, "-m", "prp_deploy", "run", str(path), "--model", str(model), *span, "--out", out, "-q"],
+                   check=True, capture_output=True)
     return time.perf_counter() - t
+
+
+def same_as_whole_run(path: Path, model: Path, start: float, work: Path) -> dict:
+    """The span's windows against the whole file's at the same start frames."""
+    part, whole = work / "part.jsonl", work / "whole.jsonl"
+    run_span(path, model, start, str(part))
+    whole_s = run_span(path, model, None, str(whole))
+    rows = {r["start_frame"]: r for r in map(json.loads, whole.read_text().splitlines())}
+    got = [json.loads(line) for line in part.read_text().splitlines()]
+    worst = max(abs(a["score"] - b["score"]) for r in got for a, b in zip(r["top"], rows[r["start_frame"]]["top"]))
+    return {"windows": len(got), "in_span": all(start <= r["start_s"] and r["end_s"] < start + 10 for r in got),
+            "same_times": all((r["start_s"], r["end_s"]) == (rows[r["start_frame"]]["start_s"], rows[r["start_frame"]]["end_s"]) for r in got),
+            "same_labels": all([a["label"] for a in r["top"]] == [a["label"] for a in rows[r["start_frame"]]["top"]] for r in got),
+            "max_score_diff": worst, "whole_run_s": round(whole_s, 1)}
 
 
 def main() -> None:
@@ -85,6 +101,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None, help="an export folder: also time run --start/--end")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_video"))
     ap.add_argument("--opencv-clip", action="store_true", help="also time OpenCV reading forward to each clip (slow)")
+    ap.add_argument("--check", action="store_true", help="with --model: compare the span's windows with a whole run's (slow)")
     args = ap.parse_args()
     for m in [float(x) for x in args.minutes.split(",")]:
         folder = args.work / f"ds-{m:g}min" / "Long"
@@ -107,12 +124,15 @@ def main() -> None:
                                         **({"opencv_forward_s": round(clip_by_opencv(video, first), 2)} if args.opencv_clip else {})}
         row["clip"] = clips
         if args.model:
-            middle = m * 30 - 60
-            runs = {"0": [], f"{middle:g}": []}
+            last = m * 60 - 60
+            runs = {0.0: [], last: []}
             for _ in range(2):
-                runs["0"].append(run_span(video, args.model, 0))
-                runs[f"{middle:g}"].append(run_span(video, args.model, middle))
-            row["run_10s"] = {f"--start {k}": round(min(v), 2) for k, v in runs.items()}
+                for start in runs:
+                    runs[start].append(run_span(video, args.model, start))
+            row["run_10s"] = {f"--start {k:g}": round(min(v), 2) for k, v in runs.items()}
+            row["run_10s"]["last_over_first"] = round(min(runs[last]) / min(runs[0.0]), 2)
+            if args.check:
+                row["check"] = same_as_whole_run(video, args.model, last, args.work)
         print(json.dumps(row), flush=True)
     print(f"\nprp-deploy {__version__}, PyAV {av.__version__}, OpenCV {cv2.__version__}, Python {platform.python_version()}, "
           f"{platform.machine()} {os.cpu_count()} cores")

@@ -420,21 +420,25 @@ def search_cmd(query, library, topk, by, where, include_self, fmt, html_page):
 @click.option("--png", type=click.Path(path_type=Path), default=None, help="A grid of frames (.png): two per chosen window.")
 @click.option("--windows", type=CommaList(int), default=None, help="Window numbers (windows tile the video; default: 4 spread over it).")
 @click.option("--allow-unverified", is_flag=True, help="Use a model_explain.onnx that parity did not pass.")
-def explain_cmd(video, model, out, png, windows, allow_unverified):
+@click.option("--start", type=TimePoint(), default=None, help="Only windows from this time on (seconds or HH:MM:SS), by a seek.")
+@click.option("--end", type=TimePoint(), default=None, help="Only windows that end before this time.")
+def explain_cmd(video, model, out, png, windows, allow_unverified, start, end):
     """Where the model looks in VIDEO: per window, conv5's activation map, the predicted class's
     activation map (a recognizer) and the clip's motion-attention map, as heat maps. Torch-free."""
     from .runtime.explain import explain_video, open_explainer, write_grid, write_video
+    from .runtime.file_decoder import Span
     from .runtime.run import find_model
 
     if out is None and png is None:
         raise UsageError("say where the maps go: --out maps.mp4 and/or --png grid.png")
+    Span(start, end)  # --start before --end: a usage error before the model opens
     _check_new_file(out, "--out", (".mp4",), [video])
     _check_new_file(png, "--png", (".png", ".jpg"), [video, out])
     model = find_model(model, _say)
     if model.is_dir() and not (model / "model.json").exists() and (model / "export").is_dir():
         model = model / "export"  # a run folder: its export
     info, backend = open_explainer(model, allow_unverified, _say)
-    maps = explain_video(video, info, backend, list(windows) if windows else None)
+    maps = explain_video(video, info, backend, list(windows) if windows else None, start, end)
     for w in maps:
         what = f"{w.label} {w.score:.2f}" if w.label else "features"
         _say(f"window {w.window} (frames {w.start_frame}-{w.start_frame + len(w.frames) - 1}): {what}")

@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 # codec, options: B-frames and a short GOP, so seeks land mid-file on keyframes with reordering
@@ -45,3 +46,13 @@ def encode(path: Path, n: int, fps: int = 25, size: tuple[int, int] = (64, 48), 
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+def opencv_frames(path) -> list[np.ndarray]:
+    """Every frame as OpenCV's `VideoCapture.read` gives it (BGR): the reference decode."""
+    cap, frames = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames
+        frames.append(frame)

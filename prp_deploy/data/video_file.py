@@ -56,6 +56,11 @@ class FrameIndex:
         target = self.pts[0] + time_s / self.time_base - 1e-6 / self.time_base if len(self.pts) else 0
         return int(np.searchsorted(self.pts, target, side="left"))
 
+    def frame_until(self, time_s: float) -> int:
+        """The last frame presented at or before `time_s` (-1 when none is)."""
+        target = self.pts[0] + time_s / self.time_base + 1e-6 / self.time_base if len(self.pts) else 0
+        return int(np.searchsorted(self.pts, target, side="right")) - 1
+
     @cached_property
     def keyframes(self) -> np.ndarray:
         return np.flatnonzero(self.keyframe)

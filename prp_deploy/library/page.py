@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from ..errors import PRPError
-from ..runtime.thumbnails import image_data, read_frames_until
+from ..runtime.thumbnails import image_data, spread_frames
 from .library import Hit, Library, parse_query
 
 THUMBS = 4  # frames a strip shows, spread over the span
@@ -40,12 +39,10 @@ table { border-collapse: collapse; } td, th { padding: 4px 10px; border-bottom: 
 
 def strip(source: str, start_s: float | None, end_s: float | None, n: int = THUMBS, height: int = THUMB_HEIGHT) -> dict:
     """{"images": [base64 JPEG, ...], "error": str|None}: n frames spread over the span (the whole video without one)."""
-    frames, fps = read_frames_until(source, end_s)
+    frames = spread_frames(source, n, start_s, end_s)
     if not frames:
         return {"images": [], "error": "cannot be opened or no frame decoded"}
-    a = 0 if start_s is None else min(len(frames) - 1, int(start_s * fps))
-    b = len(frames) - 1 if end_s is None else min(len(frames) - 1, max(a, int(end_s * fps) - 1))
-    return {"images": [image_data(frames[i], height) for i in np.linspace(a, b, n).round().astype(int)], "error": None}
+    return {"images": [image_data(f, height) for f in frames], "error": None}
 
 
 def write_page(page: Path, lib: Library, query: str, hits: list[Hit], by: str) -> None:

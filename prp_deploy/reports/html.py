@@ -18,7 +18,7 @@ from typing import Callable
 
 from ..errors import PRPError
 from ..files import atomic_write
-from ..runtime.thumbnails import image_data, read_frames_until
+from ..runtime.thumbnails import image_data, spread_frames
 from .plots import confusion_figure, curves_figure, data_uri, cosine_figure, lr_figure
 
 REPORT_FILE = "report.html"
@@ -35,8 +35,8 @@ def _load(path: Path) -> dict | list | None:
 
 def _thumb(video: str, height: int = 56) -> str | None:
     """The middle frame of a video as a small JPEG data: URI (None when it cannot be read)."""
-    frames, _ = read_frames_until(video)
-    return f"data:image/jpeg;base64,{image_data(frames[len(frames) // 2], height)}" if frames else None
+    frames = spread_frames(video, 3)  # first, middle, last
+    return f"data:image/jpeg;base64,{image_data(frames[1], height)}" if frames else None
 
 
 def _explain_images(export: Path, videos: list[str], say) -> list[dict]:

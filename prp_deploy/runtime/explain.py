@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..data.sampling import motion_attention
+from ..data.video import open_video, probe, read_frames
 from ..errors import PRPError, UsageError
 from .artifacts import ARTIFACTS, EXPLAIN_ROW
 from .backends import open_artifact
@@ -50,36 +51,46 @@ def open_explainer(model: str | Path, allow_unverified: bool = False, say: Calla
     return read_model_info(folder), open_artifact(folder / row.file, row, "auto", allow_unverified=allow_unverified, say=say)
 
 
-def read_frames(video: str | Path, info: ModelInfo) -> list[np.ndarray]:
-    """Every frame of the video, as the model's preprocessing leaves it (RGB, centre crop)."""
-    cap = cv2.VideoCapture(str(video))
-    if not cap.isOpened():
-        raise PRPError(f"{video}: cannot be opened as a video")
-    frames = []
-    try:
-        while True:  # sequential reads: seeking is not trusted (data/video.py)
-            ok, f = cap.read()
-            if not ok:
-                break
-            frames.append(info.preprocess.frame(f))
-    finally:
-        cap.release()
-    if not frames:
+def window_clips(video: str | Path, info: ModelInfo, chosen: list[int] | None = None, start_s: float | None = None,
+                 end_s: float | None = None) -> list[tuple[int, np.ndarray]]:
+    """(start frame, the model's view of its frames (T, crop, crop, 3)) for each window to explain:
+    only those frames are decoded, each found by a seek (`data.video_file`)."""
+    p = info.preprocess
+    step = info.sample_rate
+    span = (p.frames - 1) * step + 1
+    opened = open_video(video)  # None: no timestamps to seek by (OpenCV reads it forward)
+    if opened is None and (start_s is not None or end_s is not None):
+        raise UsageError(f"{video}: --start/--end need a file that can be sought (its frames carry no timestamps)")
+    if opened is None:
+        n, first, stop = probe(video).frame_count, 0, None
+    else:
+        with opened:
+            n = opened.frame_count
+            first = opened.index.frame_at(start_s) if start_s is not None else 0
+            stop = opened.index.frame_at(end_s) if end_s is not None else None
+    if n == 0:
         raise PRPError(f"{video}: no frame could be decoded")
-    return frames
+    starts = window_starts(n, span, chosen, first, stop)
+    indices = [min(start + j * step, n - 1) for start in starts for j in range(p.frames)]
+    frames = read_frames(video, indices, p.frame)
+    return [(start, frames[i * p.frames:(i + 1) * p.frames]) for i, start in enumerate(starts)]
 
 
-def window_starts(n_frames: int, span: int, chosen: list[int] | None) -> list[int]:
+def window_starts(n_frames: int, span: int, chosen: list[int] | None, first: int = 0, stop: int | None = None) -> list[int]:
     """Starts of the windows to explain: the chosen window numbers (windows tile the video), else
-    DEFAULT_WINDOWS spread over it."""
+    DEFAULT_WINDOWS spread over it; with a span (frames [first, stop)), only windows inside it."""
     count = max(1, (n_frames - span) // span + 1)
+    inside = [w for w in range(count) if w * span >= first and (stop is None or w * span + span <= stop)]
+    if not inside:
+        raise UsageError(f"--start/--end: frames {first}-{stop} hold no whole window of {span} frames")
     if chosen:
-        bad = [w for w in chosen if not 0 <= w < count]
+        bad = [w for w in chosen if w not in inside]
         if bad:
-            raise UsageError(f"--windows: the video has windows 0-{count - 1}, not {bad[0]}")
+            raise UsageError(f"--windows: the video has windows {inside[0]}-{inside[-1]}"
+                             f"{' in that span' if first or stop is not None else ''}, not {bad[0]}")
         return [w * span for w in chosen]
-    picks = np.unique(np.linspace(0, count - 1, min(DEFAULT_WINDOWS, count)).round().astype(int))
-    return [int(w) * span for w in picks]
+    picks = np.unique(np.linspace(0, len(inside) - 1, min(DEFAULT_WINDOWS, len(inside))).round().astype(int))
+    return [inside[int(i)] * span for i in picks]
 
 
 def upsample(maps: np.ndarray, t: int, size: int) -> np.ndarray:
@@ -92,13 +103,12 @@ def upsample(maps: np.ndarray, t: int, size: int) -> np.ndarray:
     return np.stack([cv2.resize(m.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR) for m in over_time])
 
 
-def explain_video(video: str | Path, info: ModelInfo, backend, windows: list[int] | None = None) -> list[WindowMaps]:
-    frames = read_frames(video, info)
+def explain_video(video: str | Path, info: ModelInfo, backend, windows: list[int] | None = None, start_s: float | None = None,
+                  end_s: float | None = None) -> list[WindowMaps]:
     p = info.preprocess
-    step, span = info.sample_rate, (p.frames - 1) * info.sample_rate + 1
+    span = (p.frames - 1) * info.sample_rate + 1
     out = []
-    for start in window_starts(len(frames), span, windows):
-        picked = np.stack([frames[min(start + j * step, len(frames) - 1)] for j in range(p.frames)])
+    for start, picked in window_clips(video, info, windows, start_s, end_s):
         res = backend.run(p.clip(picked)[None])
         act = upsample(res["activation"][0], p.frames, p.crop)
         cam, label, score = None, None, None

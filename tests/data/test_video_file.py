@@ -1,14 +1,13 @@
 """The PyAV file layer: frame k reached by seeking is frame k decoded from the start, pixel for
 pixel, on every codec family users bring; times come from the stream."""
 
-import cv2
 import numpy as np
 import pytest
 
 from prp_deploy.data.video import read_frames
 from prp_deploy.data.video_file import VideoFile
 from prp_deploy.errors import VideoError
-from tests.av_videos import encode
+from tests.av_videos import encode, opencv_frames
 from tests.conftest import shared_clips
 
 VFR_MS = [i * 33 + (i % 3) * 7 + (i // 20) * 50 for i in range(60)]  # uneven steps and two jumps
@@ -20,15 +19,6 @@ def videos(tmp_path_factory):
     made = {suffix: encode(folder / f"clip{suffix}", 60) for suffix in (".mp4", ".avi", ".webm", ".ts")}
     made["vfr"] = encode(folder / "vfr.mp4", 60, times_ms=VFR_MS)
     return made
-
-
-def opencv_frames(path) -> list[np.ndarray]:
-    cap, frames = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return frames
-        frames.append(frame)
 
 
 @pytest.mark.parametrize("kind", [".mp4", ".avi", ".webm", "vfr"])
@@ -81,6 +71,9 @@ def test_the_frame_at_a_time(videos):
         assert video.index.frame_at(VFR_MS[30] / 1000) == 30
         assert video.index.frame_at(VFR_MS[30] / 1000 + 0.001) == 31
         assert video.index.frame_at(100.0) == 60
+        assert video.index.frame_until(VFR_MS[30] / 1000) == 30
+        assert video.index.frame_until(VFR_MS[30] / 1000 - 0.001) == 29
+        assert video.index.frame_until(-1.0) == -1
 
 
 def test_past_the_end_is_a_video_error(videos):

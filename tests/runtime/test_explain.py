@@ -15,7 +15,9 @@ import pytest
 
 from prp_deploy.data.sampling import motion_attention
 from prp_deploy.errors import PRPError
-from prp_deploy.runtime.explain import PANEL, explain_video, mass_inside, open_explainer, read_frames
+from prp_deploy.data.video import iter_frames
+from prp_deploy.runtime.explain import PANEL, explain_video, mass_inside, open_explainer
+from tests.av_videos import encode
 
 CLI = [sys.executable, "-m", "prp_deploy"]
 
@@ -35,7 +37,7 @@ def test_the_cam_is_exact_and_the_maps_are_the_clips(exported):
     """logits − mean(CAM) is the same vector (the classifier's bias) for every clip; the motion map is
     motion_attention of the very frames explained; the window's frames are the preprocessed video's."""
     info, backend = open_explainer(exported)
-    frames = np.stack(read_frames(a_video(exported), info))
+    frames = np.stack([info.preprocess.frame(f) for f in iter_frames(a_video(exported))])
     p = info.preprocess
     clips = np.stack([p.clip(frames[s: s + p.frames]) for s in (0, 4, 8)])
     out = backend.run(clips)
@@ -138,3 +140,20 @@ def test_explain_never_writes_over_its_input_or_into_a_folder(exported, tmp_path
         r = subprocess.run([*CLI, "explain", str(video), "--model", str(exported), *args], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
     assert video.read_bytes() == before and not (tmp_path / "m.mp4").exists()
+
+
+def test_explain_a_span_reads_only_its_windows(exported, tmp_path):
+    """--start/--end: the windows explained lie inside the span, and their frames are the file's
+    frames there (found by seeking), preprocessed as the runtime does."""
+    video = encode(tmp_path / "long.mp4", 300, size=(80, 60))  # 12 s at 25 fps
+    info, backend = open_explainer(exported)
+    frames = np.stack([info.preprocess.frame(f) for f in iter_frames(video)])
+    p, step = info.preprocess, info.sample_rate
+    span = (p.frames - 1) * step + 1
+    maps = explain_video(video, info, backend, None, start_s=6.0, end_s=9.0)
+    assert maps and all(150 <= w.start_frame and w.start_frame + span <= 225 for w in maps)
+    for w in maps:
+        np.testing.assert_array_equal(w.frames, frames[w.start_frame: w.start_frame + span: step])
+    r = subprocess.run([*CLI, "explain", str(video), "--model", str(exported), "--png", str(tmp_path / "g.png"), "--start", "9",
+                        "--end", "6"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "must come before --end" in r.stderr and "Traceback" not in r.stderr

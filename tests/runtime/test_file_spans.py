@@ -73,3 +73,13 @@ def test_a_bad_span_is_a_one_line_usage_error(exported, long_video, args, patter
 def test_a_span_on_a_stream_is_a_usage_error(recognizer):
     with pytest.raises(UsageError, match="apply to video files"):
         list(recognizer.stream("rtsp://127.0.0.1:9/none", start=5))
+
+
+def test_thumbnails_seek_to_their_span(long_video):
+    from prp_deploy.data.video_file import VideoFile
+    from prp_deploy.runtime.thumbnails import spread_frames
+
+    frames = spread_frames(str(long_video), 3, 9.0, 12.0)
+    with VideoFile(long_video) as video:
+        want = video.read([225, 262, 300])  # 9.0 s, between, 12.0 s at 25 fps
+    assert len(frames) == 3 and all(np.array_equal(a, b) for a, b in zip(frames, want))

@@ -3,7 +3,6 @@ exit, an overlay without its timeline, and the Python API's gaps. Each case runs
 user ran it: real processes, real videos, real ONNX Runtime."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,8 @@ from prp_deploy import Recognizer, Segmenter
 from prp_deploy.runtime.output_paths import plan_outputs
 from prp_deploy.runtime.outputs import draw_label, timeline_height
 from prp_deploy.runtime.sources import FrameReader
-from tests.conftest import REPO, shared_clips, write_video
+from tests.av_videos import opencv_frames
+from tests.conftest import REPO, shared_clips
 from tests.runtime.conftest import LEVELS
 from tests.runtime.test_many import cli, grey_video
 
@@ -181,15 +181,6 @@ def test_closing_a_stream_stops_and_joins_its_readers(brightness_model, tmp_path
 # -- The overlay -------------------------------------------------------------------------
 
 
-def _frames(path: Path) -> list[np.ndarray]:
-    cap, out = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            return out
-        out.append(f)
-
-
 def test_the_segment_timeline_is_drawn_on_a_real_clip_whose_container_hides_its_length(exported, tmp_path):
     """v_SkateBoarding (340×256 MPEG-4) reports a negative frame count: the timeline was never drawn."""
     clip = shared_clips("ucf101") / "v_SkateBoarding_g02_c01.mp4"
@@ -197,7 +188,7 @@ def test_the_segment_timeline_is_drawn_on_a_real_clip_whose_container_hides_its_
     r = cli("run", str(clip), "--model", str(exported), "--segments", "--threshold", "0.3", "--hysteresis", "0.2",
             "--overlay", str(tmp_path / "o.mp4"), "--out", str(tmp_path / "o.jsonl"))
     assert r.returncode == 0, r.stderr
-    original, drawn = _frames(clip), _frames(tmp_path / "o.mp4")
+    original, drawn = opencv_frames(clip), opencv_frames(tmp_path / "o.mp4")
     assert len(drawn) == len(original) and drawn[0].shape == (256, 340, 3)
     bar = timeline_height(256)
     for i in (0, len(drawn) // 2, len(drawn) - 1):
