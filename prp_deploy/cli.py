@@ -352,8 +352,10 @@ def _bench(model, backends, batches, iters, video, streams, json_out, allow_unve
               help="Ray: sources a task embeds (they share engine batches; an actor that dies redoes at most these).")
 @click.option("--allow-unverified", is_flag=True, help="Use a model file that parity did not pass.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--start", type=TimePoint(), default=None, help="Index each file from this time on (seconds or HH:MM:SS), by a seek.")
+@click.option("--end", type=TimePoint(), default=None, help="Index each file up to this time.")
 def index_cmd(sources, library, model, backend, precision, stride, batch, topk, max_open, commit_every, index_kind, nprobe, ray_address,
-              actors, cpus_per_actor, gpus_per_actor, sources_per_task, allow_unverified, quiet):
+              actors, cpus_per_actor, gpus_per_actor, sources_per_task, allow_unverified, quiet, start, end):
     """Embed SOURCES (files, folders, globs, @LIST.txt, URLs) into the video library --out: a row per
     window and per video in Parquet, and FAISS indexes. Run again with more sources: only the new
     ones are embedded. Exit 1 when a source failed (it is recorded with its reason)."""
@@ -363,7 +365,7 @@ def index_cmd(sources, library, model, backend, precision, stride, batch, topk, 
     opts = IndexOptions(backend=backend, precision=precision, allow_unverified=allow_unverified, stride=stride, batch=batch, topk=topk,
                         max_open=max_open or DEFAULT_MAX_OPEN, commit_every=commit_every, index=index_kind, nprobe=nprobe,
                         ray=ray_address, actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor,
-                        sources_per_task=sources_per_task,
+                        sources_per_task=sources_per_task, start=start, end=end,
                         progress=not quiet and sys.stderr.isatty())
     lib = Library(library)
     report = lib.add(list(sources), model, opts, say=_say)

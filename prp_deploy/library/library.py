@@ -26,6 +26,7 @@ from ..errors import PRPError, UsageError
 from ..runtime.backends import check_backend_matches, open_backend
 from ..runtime.model_info import ModelInfo, read_model_info
 from ..runtime.run import DEFAULT_MAX_OPEN, find_model
+from ..runtime.file_decoder import Span
 from ..runtime.options import RunOptions
 from ..runtime.source_list import expand_sources
 from .embed import VECTOR_DEFINITION, SourceResult, embed_sources, library_vectors, vector_dim
@@ -58,6 +59,11 @@ class IndexOptions:
     gpus_per_actor: float = 0.0
     sources_per_task: int = 8  # Ray: sources one task embeds (their windows share engine batches; a dead actor redoes at most these)
     progress: bool = False
+    start: float | None = None  # index only [start, end) seconds of each file (a seek); a file holds one entry
+    end: float | None = None
+
+    def __post_init__(self) -> None:
+        Span(self.start, self.end)  # --start before --end: a usage error before anything is written
 
 
 @dataclass
@@ -131,7 +137,7 @@ class Library:
         dropped = self.store.drop_unfinished()
         if dropped:
             say(f"removed {dropped} unfinished part(s) a killed job left; their sources are embedded again")
-        todo, skipped = self._plan(expand_sources([str(s) for s in sources]), say)
+        todo, skipped = self._plan(expand_sources([str(s) for s in sources]), (opts.start, opts.end), say)
         report = AddReport(skipped=skipped, engine="ray" if opts.ray else "local")
         if not self.store.exists():
             self._write_meta(model, info, first=True)
@@ -150,11 +156,11 @@ class Library:
                     if on_result:
                         on_result(res)
                     if len(buffer) >= opts.commit_every:
-                        self._commit(buffer, info, opts.topk)
+                        self._commit(buffer, info, opts)
                         buffer = []
             finally:  # what finished is kept, also when the job is interrupted
                 if buffer:
-                    self._commit(buffer, info, opts.topk)
+                    self._commit(buffer, info, opts)
         report.seconds = time.perf_counter() - t0
         self._write_meta(model, info, job={"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "engine": report.engine, "added": report.added,
                                            "skipped": report.skipped, "failed": len(report.failed), "windows": report.windows,
@@ -178,38 +184,40 @@ class Library:
         path = find_model(model, say)
         return path, read_model_info(path)
 
-    def _plan(self, sources: list[str], say) -> tuple[list[SourceKey], int]:
-        """The sources not in the library yet: same path, size and mtime, or the same content, is in."""
+    def _plan(self, sources: list[str], span: tuple, say) -> tuple[list[SourceKey], int]:
+        """The sources not in the library yet: same path, size and mtime, or the same content, with
+        the same span is in; another span of a file replaces its entry."""
         for s in sources:
             if s.isdigit():
                 raise UsageError(f"webcam {s}: a library indexes files and network clips, not a live camera")
         have = self.store.read("videos") if self.store.exists() else None
         quick, by_hash = set(), {}
         if have is not None and have.num_rows:
-            for r in have.select(["source", "status", "size", "mtime_ns", "sha256"]).to_pylist():
+            for r in have.select(["source", "status", "size", "mtime_ns", "sha256", "span_start_s", "span_end_s"]).to_pylist():
                 if r["status"] == "ok":
-                    quick.add((r["source"], r["size"], r["mtime_ns"]))
+                    quick.add((r["source"], r["size"], r["mtime_ns"], r["span_start_s"], r["span_end_s"]))
                     if r["sha256"]:
-                        by_hash[r["sha256"]] = r["source"]
+                        by_hash[(r["sha256"], r["span_start_s"], r["span_end_s"])] = r["source"]
         todo, skipped, seen = [], 0, set()
         for s in sources:
             key = source_key(s)
-            if (key.source, key.size, key.mtime_ns) in quick:
+            if (key.source, key.size, key.mtime_ns, *span) in quick:
                 skipped += 1
                 continue
             if key.size is not None:
                 key = source_key(s, with_hash=True)
-                if key.sha256 in by_hash or key.sha256 in seen:
+                content = (key.sha256, *span)
+                if content in by_hash or content in seen:
                     skipped += 1
-                    say(f"{key.source}: same content as {by_hash.get(key.sha256, 'another source of this job')}; not indexed twice")
+                    say(f"{key.source}: same content as {by_hash.get(content, 'another source of this job')}; not indexed twice")
                     continue
-                seen.add(key.sha256)
+                seen.add(content)
             todo.append(key)
         return todo, skipped
 
     def _embed(self, todo: list[SourceKey], model: Path, info: ModelInfo, opts: IndexOptions, say):
         run_opts = RunOptions(task="both" if info.kind == "recognizer" else "features", stride=opts.stride, batch=opts.batch,
-                              topk=opts.topk, live=False, reconnect=1)
+                              topk=opts.topk, live=False, reconnect=1, start=opts.start, end=opts.end)
         run_opts.check(info)
         if opts.ray:
             from .cluster import embed_on_ray
@@ -219,12 +227,12 @@ class Library:
         check_backend_matches(backend, info)
         return embed_sources(todo, info, backend, run_opts, opts.max_open, say=say)
 
-    def _commit(self, results: list[SourceResult], info: ModelInfo, topk: int) -> None:
+    def _commit(self, results: list[SourceResult], info: ModelInfo, opts: IndexOptions) -> None:
         windows, videos = [], []
         for res in results:
-            w, v = res.rows(info, topk)
+            w, v = res.rows(info, opts.topk)
             windows += w
-            videos.append(v)
+            videos.append({**v, "span_start_s": opts.start, "span_end_s": opts.end})
         self.store.commit_part(windows, videos, vector_dim(info))
 
     def _write_meta(self, model: Path, info: ModelInfo, first: bool = False, job: dict | None = None) -> None:

@@ -66,6 +66,7 @@ def video_schema(dim: int):
         ("error", pa.string()),
         ("size", pa.int64()), ("mtime_ns", pa.int64()), ("sha256", pa.string()),  # null for a URL
         ("frames", pa.int64()), ("fps", pa.float64()), ("windows", pa.int32()),
+        ("span_start_s", pa.float64()), ("span_end_s", pa.float64()),  # `index --start/--end`; null: the whole file
         ("embedding", pa.list_(pa.float32(), dim)),  # mean of the windows' vectors, L2-normalised; null when failed
         ("top_labels", pa.list_(pa.string())), ("top_scores", pa.list_(pa.float32())),  # softmax of the mean logits
         ("indexed_at", pa.string()),
@@ -196,7 +197,7 @@ class Store:
             dim = int(self.meta().get("dim", 1))
             empty = video_schema(dim).append(pa.field("part", pa.string()))
             return empty.empty_table() if table == "videos" else window_schema(dim).empty_table()
-        allv = pa.concat_tables(videos)
+        allv = pa.concat_tables(videos, promote_options="default")  # parts from before the span columns: nulls
         keep = _newest_rows(allv.column("source").to_pylist(), allv.column("status").to_pylist())
         kept = allv.take(pa.array(keep, pa.int64()))
         if table == "videos":

@@ -233,3 +233,33 @@ def test_index_out_must_be_a_library_or_a_new_folder(exported, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == before
     r = subprocess.run([*CLI, "search", str(video), "--library", str(tmp_path), "--html", str(video)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and ".html" in r.stderr
+
+
+def test_index_a_span_of_each_file_and_again_with_another(exported, tmp_path):
+    """--start/--end: a file's entry holds the windows of that span only, with the file's own
+    times, equal to the whole file's windows there; the same span again is skipped, another
+    replaces the entry; --start not before --end is a usage error before anything is written."""
+    from tests.av_videos import encode
+
+    video = str(encode(tmp_path / "long.mp4", 300, size=(80, 60)))  # 12 s
+    whole = Library(tmp_path / "whole")
+    whole.add([video], exported, say=lambda s: None)
+    lib = Library(tmp_path / "lib")
+    assert lib.add([video], exported, IndexOptions(start=4.0, end=8.0), say=lambda s: None).added == 1
+    windows = lib.table("windows").to_pylist()
+    assert windows and all(4.0 <= w["start_s"] and w["end_s"] < 8.0 for w in windows)
+    same = {w["start_frame"]: w for w in whole.table("windows").to_pylist()}
+    for w in windows:
+        assert w["start_s"] == same[w["start_frame"]]["start_s"]
+        np.testing.assert_allclose(w["embedding"], same[w["start_frame"]]["embedding"], atol=1e-4)
+    row = lib.table("videos").to_pylist()[0]
+    assert (row["span_start_s"], row["span_end_s"]) == (4.0, 8.0)
+    assert whole.table("videos").to_pylist()[0]["span_start_s"] is None
+    assert lib.add([video], options=IndexOptions(start=4.0, end=8.0), say=lambda s: None).skipped == 1
+    assert lib.add([video], options=IndexOptions(start=8.0), say=lambda s: None).added == 1
+    rows = lib.table("videos").to_pylist()
+    assert len(rows) == 1 and rows[0]["span_start_s"] == 8.0
+    assert all(w["start_s"] >= 8.0 for w in lib.table("windows").to_pylist())
+    r = subprocess.run([*CLI, "index", video, "--out", str(tmp_path / "bad"), "--model", str(exported), "--start", "5", "--end", "2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "must come before --end" in r.stderr and not (tmp_path / "bad").exists()
