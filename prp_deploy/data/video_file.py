@@ -108,9 +108,9 @@ def frame_index(path: str) -> FrameIndex | None:
                         packets.append((p.pts, p.is_keyframe, p.dts))
                         head = head or bytes(p)
                 if all(pts is not None for pts, _, _ in packets):
-                    pts, key, dts = zip(*sorted(packets)) if packets else ((), (), ())
+                    pts, is_key, dts = zip(*sorted(packets)) if packets else ((), (), ())
                     seek_ts = [p if d is None else min(p, d) for p, d in zip(pts, dts)]
-                    index = FrameIndex(np.array(pts, np.int64), np.array(key, bool), np.array(seek_ts, np.int64),
+                    index = FrameIndex(np.array(pts, np.int64), np.array(is_key, bool), np.array(seek_ts, np.int64),
                                        float(stream.time_base), not _packed_b_frames(stream, head))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError):
         index = None
