@@ -66,6 +66,19 @@ def _judge_clips(videos, spec, per_video: int) -> tuple[list[np.ndarray], np.nda
     return judge, np.array(labels, int)
 
 
+def judge_and_steer(pool: list) -> tuple[list, list]:
+    """The held-back videos in two halves that each span every class: alternate videos of each
+    class go to either side, then each side is ordered one class at a time. (Halving the
+    class-by-class round robin gave the judge classes 0, 2, 4, 6 and the steer 1, 3, 5, 7
+    wherever the number of classes is even.)"""
+    per_class: dict[int, list] = {}
+    for v in pool:
+        per_class.setdefault(v.label, []).append(v)
+    judge = [v for group in per_class.values() for v in group[0::2]]
+    steer = [v for group in per_class.values() for v in group[1::2]]
+    return by_class_round_robin(judge), by_class_round_robin(steer)
+
+
 def calibration(index, config: dict, spec, n: int, say, check: bool = True) -> Calibration:
     """Calibration clips (fitted training videos) and, with `check`, the held-back videos."""
     if check and n < MIN_CALIB_CLIPS:
@@ -82,7 +95,7 @@ def calibration(index, config: dict, spec, n: int, say, check: bool = True) -> C
                        f"{MIN_HELD_BACK} are needed to judge a quantisation: retrain with more validation videos "
                        f"(data.val_videos) or a label budget (--labels-per-class)")
     shared = len(pool) < 2 * MIN_HELD_BACK
-    judge_videos, steer_videos = (pool, pool) if shared else (pool[0::2], pool[1::2])
+    judge_videos, steer_videos = (pool, pool) if shared else judge_and_steer(pool)
     judge, labels = _judge_clips(judge_videos, spec, 10)
     steer = real_clips(steer_videos, spec, STEER_CLIPS, clips_per_video(STEER_CLIPS, steer_videos, 4))[0]
     if len(judge) < MIN_HELD_BACK // 2:
