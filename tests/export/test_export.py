@@ -1,6 +1,7 @@
 """Export on CPU: ONNX FP32 and FP16 parity on real clips, metadata, failure modes; TensorRT skips."""
 
 import json
+import os
 from pathlib import Path
 import subprocess
 import sys
@@ -368,17 +369,19 @@ def test_int8_rule_catches_a_collapsed_model():
 
 @pytest.mark.slow
 def test_bench_before_training_exports_a_random_model_of_that_shape(tmp_path):
-    import tempfile
-
-    before = set(Path(tempfile.gettempdir()).glob("prp-bench-*"))
-    r = cli("bench", "--backbone", "r3d", "--width", "0.125", "--frames", "8", "--crop", "32", "--batch", "1,2", "--iters", "2",
-            "--backends", "onnxruntime,onnxruntime-int8,torch", "--json", str(tmp_path / "b.json"))
+    scratch = tmp_path / "tmp"  # its own TMPDIR: another run's bench folders in /tmp cannot be mistaken for a leftover
+    scratch.mkdir()
+    before = set(scratch.glob("prp-bench-*"))
+    r = subprocess.run([sys.executable, "-m", "prp_deploy", "bench", "--backbone", "r3d", "--width", "0.125", "--frames", "8",
+                        "--crop", "32", "--batch", "1,2", "--iters", "2", "--backends", "onnxruntime,onnxruntime-int8,torch",
+                        "--json", str(tmp_path / "b.json")], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "TMPDIR": str(scratch)})
     assert r.returncode == 0, r.stderr
     assert "random-init r3d-10 width 0.125 at 8×32²" in r.stderr and "INT8 calibrated on the built-in synthetic videos" in r.stderr
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert {(row["backend"], row["batch"]) for row in rows} == {(b, n) for b in ("onnxruntime", "onnxruntime-int8", "torch") for n in (1, 2)}
     assert all(row["clips_per_s"] > 0 for row in rows)
-    assert set(Path(tempfile.gettempdir()).glob("prp-bench-*")) == before  # the random export is removed after
+    assert set(scratch.glob("prp-bench-*")) == before  # the random export is removed after
     header = next(l for l in r.stdout.splitlines() if l.startswith("backend"))
     assert header.split()[-1] == "torch" and "nan" not in r.stdout  # speed relative to torch, side by side
 
