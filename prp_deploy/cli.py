@@ -167,6 +167,8 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
                          int8_options=Int8Options(calib_clips, calib_method, tuple(int8_exclude or ()), engine=int8_engine))
     result = export(source, opts, say=_say)
     click.echo(result.report.table())
+    for line in result.speed:
+        click.echo(line)
     click.echo(f"artefacts in {result.out}: {', '.join(result.artifacts)}; report {result.out / 'parity.json'}")
     if not result.report.passed:
         failed = [a for a in result.artifacts if not result.report.artifact_passed(a)]

@@ -29,6 +29,7 @@ from ..rundir import MODEL_INFO_FILE, newest_run
 from ..runtime.artifacts import ARTIFACTS, EXPLAIN_ROW, sha256
 from ..runtime.backends import open_artifact
 from ..runtime.model_info import parse_model_info
+from ..runtime.speed import compare_latency, speed_line
 from .build import BuildInputs, build_order, builder, wanted_rows
 from ..reports.html import refresh_report
 from .explain_graph import explain_outputs, explain_reference
@@ -72,6 +73,7 @@ class ExportResult:
     artifacts: list[str]  # files checked now
     not_built: dict[str, str] = field(default_factory=dict)  # file → why an asked-for artefact was not built
     missing_tensorrt: bool = False  # every one of those for want of TensorRT or a GPU here (exit 2, not 1)
+    speed: list[str] = field(default_factory=list)  # a line per INT8 artefact: faster than FP32 here or not
 
     @property
     def trt_unavailable(self) -> str | None:
@@ -103,6 +105,15 @@ def accuracy_checks(int8: dict, reference, videos, spec) -> list[Check]:
                             thresholds={"max_accuracy_drop": rule, "rule": "video-level top-1 within max_accuracy_drop points of FP32"},
                             passed=drop <= rule))
     return checks
+
+
+def int8_speed(opened: dict, clip_shape) -> dict:
+    """FP32 against INT8 latency on this machine (runtime/speed.py), for each INT8 artefact that
+    backend auto may serve where it is faster: measured beside the verdict, never assumed."""
+    if "onnxruntime" not in opened:
+        return {}
+    return {name: compare_latency(opened["onnxruntime"], backend, clip_shape)
+            for name, backend in opened.items() if ARTIFACTS[name].auto_if_faster}
 
 
 def _without_nulls(value):
@@ -173,6 +184,7 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     ref, ref_random = torch_ref.run(clips), (torch_ref.run(random) if opts.random_clips else {})
     report = ParityReport(clips=len(clips), videos=used)
     int8: dict = {}  # INT8 backends, judged on the test videos too, in one decoding pass
+    opened: dict = {}  # artefact name → its backend, checked now
     for a in rows:
         try:
             backend = open_artifact(out / a.file, a, "cpu", verify=False)
@@ -183,6 +195,7 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
             say(f"export: {a.file} cannot be opened here, not checked: {e}")
             continue
         checked.append(a.file)
+        opened[a.name] = backend
         references, outputs = (("real", ref), ("random", ref_random)), model.outputs
         if a.name == EXPLAIN_ROW:  # its maps too, against the PyTorch model's own
             explain_ref = explain_reference(model)
@@ -202,6 +215,10 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
             int8[a.file] = backend
     if int8:
         report.checks += accuracy_checks(int8, torch_ref, index.test, spec)
+    speed = int8_speed(opened, clip_shape)
+    lines = [speed_line(ARTIFACTS[n].file, r, report.artifact_passed(ARTIFACTS[n].file)) for n, r in speed.items()]
+    for line in lines:
+        say(f"export: {line}")
     # Artefacts left from an earlier export that this one did not rebuild: kept (an engine is
     # costly to rebuild), but named, since they may no longer match model.onnx.
     stale = [a.file for a in ARTIFACTS.values() if (out / a.file).exists() and a.file not in checked]
@@ -215,7 +232,7 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
         say(f"export: {name} changed since the last parity check (sha256 differs); judged again now")
     report_dict = {**report.to_dict(), "source": str(ckpt), "build": facts, "tensorrt_skipped": trt_reason, "not_checked": stale,
                    "not_built": {ARTIFACTS[n].file: why for n, (why, _) in not_built.items()}, "not_opened": unchecked,
-                   "sha256": hashes}
+                   "sha256": hashes, "speed": {ARTIFACTS[n].file: r for n, r in speed.items()}}
     atomic_write(out / "parity.json", json.dumps(_without_nulls(report_dict), indent=2))
     if opts.triton:
         from .triton import write_repository
@@ -226,4 +243,4 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     if (out.parent / "eval.json").exists() and out.name == "export":  # a run's own export: its report shows the new parity
         refresh_report(out.parent, say)
     return ExportResult(out, report, checked, {ARTIFACTS[n].file: why for n, (why, _) in not_built.items()},
-                        bool(not_built) and all(missing for _, missing in not_built.values()))
+                        bool(not_built) and all(missing for _, missing in not_built.values()), lines)

@@ -27,6 +27,9 @@ class Artifact:
     source: str | None  # the artefact it is built from; None: from the PyTorch model
     auto: bool  # whether backend "auto" may pick it (in table order); never a reduced precision the user did not ask for
     asked_by: tuple[str, ...]  # the export flags that, all given, ask for it (() = always); its sources come along
+    # Backend auto may serve it before its engine's FP32 row, but only where export measured it
+    # faster than FP32 on a machine like this one and parity passed it (runtime/speed.py).
+    auto_if_faster: bool = False
 
 
 ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
@@ -36,7 +39,8 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in (
              ("trt", "int8")),
     Artifact("onnxruntime", "model.onnx", "fp32", "onnxruntime", False, "fp32", "onnxruntime_onnx", None, True, ()),
     Artifact("onnxruntime-fp16", "model_fp16.onnx", "fp16", "onnxruntime", False, "fp16", None, "onnxruntime", False, ("fp16",)),
-    Artifact("onnxruntime-int8", "model_int8.onnx", "int8", "onnxruntime", False, "int8", "onnxruntime_onnx", "onnxruntime", False, ("int8",)),
+    Artifact("onnxruntime-int8", "model_int8.onnx", "int8", "onnxruntime", False, "int8", "onnxruntime_onnx", "onnxruntime", False, ("int8",),
+             auto_if_faster=True),
     # The same quantisation with signed symmetric activations and float biases: TensorRT's INT8
     # source, judged by parity like the rest; slower than UINT8 in ONNX Runtime's CPU kernels.
     Artifact("onnxruntime-int8-symmetric", "model_int8_symmetric.onnx", "int8", "onnxruntime", False, "int8", None, "onnxruntime", False,
@@ -67,7 +71,8 @@ def choose(export_dir: Path, engine: str = "auto", precision: str | None = None)
     """The artefacts of an export folder to try, in table order, for `engine` and `precision`.
 
     engine auto without a precision: the rows marked auto (the FP16 engine, then FP32 ONNX;
-    never a reduced precision on a CPU unasked). Only files present are returned.
+    never a reduced precision on a CPU unasked; `backends.open_backend` adds INT8 where export
+    measured it faster here). Only files present are returned.
     """
     if engine != "auto" and engine not in ENGINES:
         raise PRPError(f"unknown backend {engine!r}; expected auto, {', '.join(ENGINES)}")

@@ -256,6 +256,10 @@ def open_backend(model: str | Path, backend: str = "auto", precision: str | None
             raise PRPError(f"{model}: is a {row.engine} model, not one for backend {backend}")
         return open_artifact(model, row, device, allow_unverified=allow_unverified, say=say, threads=threads)
     rows = choose(model, backend, precision)
+    if precision is None and backend in ("auto", "onnxruntime"):
+        from .speed import with_int8_where_it_pays
+
+        rows = with_int8_where_it_pays(model, rows, device)
     if backend != "auto":
         return open_artifact(model / rows[0].file, rows[0], device, allow_unverified=allow_unverified, say=say, threads=threads)
     refused: list[str] = []

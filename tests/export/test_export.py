@@ -289,12 +289,45 @@ def test_int8_export_of_a_trained_model_passes_its_gate(int8_data, tmp_path):
     assert meta["int8_calibration"]["remedy"] == build["remedy"] and meta["int8_calibration"]["clips"] == 64
     from prp_deploy import Recognizer
 
-    assert Recognizer(run / "export").backend.path.name == "model.onnx"  # auto never picks INT8 unasked
     assert Recognizer(run / "export", precision="int8").backend.path.name == "model_int8.onnx"
     real = shared_clips("ucf101") / "v_BaseballPitch_g03_c01.avi"
     r = cli("run", str(real), "--model", str(run / "export"), "--precision", "int8", "--out", str(tmp_path / "w.jsonl"))
     assert r.returncode == 0 and "running int8 model_int8.onnx on onnxruntime" in r.stderr, r.stderr
     assert len((tmp_path / "w.jsonl").read_text().splitlines()) > 5
+    _check_int8_speed_decides_auto(run / "export", result)
+
+
+def _check_int8_speed_decides_auto(export_dir: Path, result) -> None:
+    """Export measured FP32 against INT8 here and said it in one line; backend auto serves
+    INT8 only where that measurement, made on a machine like this one, says it pays."""
+    from prp_deploy import Recognizer
+    from prp_deploy.contracts import validate
+    from prp_deploy.runtime.backends import open_backend
+    from prp_deploy.runtime.speed import PAYS_AT, machine
+
+    report = json.loads((export_dir / "parity.json").read_text())
+    validate(report, "parity", "parity.json")
+    speed = report["speed"]["model_int8.onnx"]
+    assert [b["batch"] for b in speed["batches"]] == [1, 8] and speed["machine"] == machine()
+    for b in speed["batches"]:
+        assert b["calls"] >= 8 and abs(b["speedup"] - b["fp32_ms"] / b["int8_ms"]) < 1e-9
+    assert speed["pays"] == all(b["speedup"] >= PAYS_AT for b in speed["batches"])
+    assert len(result.speed) == 1 and result.speed[0].startswith("model_int8.onnx: INT8 is ")
+    assert ("not faster" in result.speed[0]) != speed["pays"]
+
+    def auto_with(pays: bool, on: dict) -> str:
+        report["speed"]["model_int8.onnx"] = {**speed, "pays": pays, "machine": on}
+        (export_dir / "parity.json").write_text(json.dumps(report))  # the speed record only: the verdicts and hashes stand
+        return Recognizer(export_dir).backend.path.name
+
+    assert auto_with(False, machine()) == "model.onnx"  # not faster here: FP32, unasked
+    assert auto_with(True, machine()) == "model_int8.onnx"  # faster here and parity passed it: served
+    assert open_backend(export_dir, "onnxruntime").path.name == "model_int8.onnx"  # the engine named, its precision not
+    assert open_backend(export_dir, "auto", "fp32").path.name == "model.onnx"  # a precision asked for is kept
+    assert auto_with(True, {**machine(), "cpu": "another CPU"}) == "model.onnx"  # measured elsewhere: says nothing here
+    assert auto_with(True, {**machine(), "onnxruntime": "0.1"}) == "model.onnx"
+    report["artifacts"]["model_int8.onnx"] = False
+    assert auto_with(True, machine()) == "model.onnx"  # faster, but parity failed it
 
 
 def _break_for_int8(state: dict) -> int:
