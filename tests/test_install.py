@@ -72,3 +72,27 @@ def test_bare_install_runs_an_export_without_torch(tmp_path):
     r = subprocess.run([str(cli), "train"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert r.returncode == 1 and len(lines) == 1 and "pip install 'prp-deploy[train]'" in lines[0], r.stderr
+
+
+def test_no_extra_pulls_modelopts_onnx_extra_and_the_dev_install_keeps_cpu_onnxruntime():
+    """ModelOpt's [onnx] extra swaps onnxruntime for onnxruntime-gpu, adds cupy and downgrades
+    onnx (docs/export.md): no extra of ours may ask for it, and where ModelOpt is installed (the
+    dev extra, as CI installs it) ONNX Runtime is still the CPU package, with no cupy beside it."""
+    import importlib.metadata as md
+    import re
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for name, reqs in extras.items():
+        for req in reqs:
+            assert not re.match(r"nvidia-modelopt\s*\[", req) and not req.startswith("cupy"), f"[{name}] asks for {req}"
+    try:
+        md.version("nvidia-modelopt")
+    except md.PackageNotFoundError:
+        pytest.skip("ModelOpt is not installed here (the int8-trt extra)")
+    installed = {d.metadata["Name"].lower() for d in md.distributions()}
+    if os.environ.get("CI"):  # a GPU user may add onnxruntime-gpu themselves; CI's fresh install must not have it
+        assert "onnxruntime-gpu" not in installed and not any(n.startswith("cupy") for n in installed)
+    assert "onnxruntime" in installed
+    check = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout
