@@ -45,32 +45,32 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": cores, "isa": flags, "onnxruntime": onnxruntime.__version__}
 
 
-def _latencies(backend, clips: np.ndarray, reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        backend.run(clips)
-        out.append(time.perf_counter() - t0)
+def _paired_latencies(first, second, clips: np.ndarray, pairs: int) -> tuple[list[float], list[float]]:
+    """Each pair calls both backends back to back, in alternating order: a shared machine's
+    slow spells (which last seconds here) fall on both alike, and neither always runs second."""
+    out: tuple[list[float], list[float]] = ([], [])
+    for i in range(pairs):
+        for k in ((0, 1) if i % 2 == 0 else (1, 0)):
+            t0 = time.perf_counter()
+            (first, second)[k].run(clips)
+            out[k].append(time.perf_counter() - t0)
     return out
 
 
-def compare_latency(fp32, int8, clip_shape, batches=BATCHES, budget_s: float = 4.0, rounds: int = 4) -> dict:
-    """FP32 and INT8 backends timed on the same random clips, in interleaved rounds (a slow
-    spell of a noisy machine hits both), about `budget_s` seconds in all (at least two calls
-    each a round, however slow). Each batch's speedup is FP32's median latency over INT8's."""
+def compare_latency(fp32, int8, clip_shape, batches=BATCHES, budget_s: float = 4.0) -> dict:
+    """FP32 and INT8 backends timed on the same random clips, call by call in alternation,
+    about `budget_s` seconds in all (at least 8 calls each, however slow). Each batch's
+    speedup is FP32's median latency over INT8's."""
     rng = np.random.default_rng(0)
     rows = []
     for b in batches:
         clips = rng.random((b, *clip_shape), dtype=np.float32)
         t0 = time.perf_counter()
         fp32.run(clips), int8.run(clips)  # warm-up: first-call allocation; also the cost of one call each
-        reps = max(2, int(budget_s / len(batches) / rounds / max(time.perf_counter() - t0, 1e-6)))
-        lat = {"fp32": [], "int8": []}
-        for _ in range(rounds):
-            lat["fp32"] += _latencies(fp32, clips, reps)
-            lat["int8"] += _latencies(int8, clips, reps)
-        fp32_ms, int8_ms = (1e3 * float(np.median(lat[k])) for k in ("fp32", "int8"))
-        rows.append({"batch": b, "fp32_ms": fp32_ms, "int8_ms": int8_ms, "speedup": fp32_ms / int8_ms, "calls": rounds * reps})
+        pairs = max(8, int(budget_s / len(batches) / max(time.perf_counter() - t0, 1e-6)))
+        lat = _paired_latencies(fp32, int8, clips, pairs)
+        fp32_ms, int8_ms = (1e3 * float(np.median(v)) for v in lat)
+        rows.append({"batch": b, "fp32_ms": fp32_ms, "int8_ms": int8_ms, "speedup": fp32_ms / int8_ms, "calls": pairs})
     return {"machine": machine(), "device": "cpu", "pays_at": PAYS_AT, "batches": rows,
             "pays": all(r["speedup"] >= PAYS_AT for r in rows)}
 
