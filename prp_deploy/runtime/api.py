@@ -44,7 +44,7 @@ class Recognizer:
     `model`: an export folder (`runs/NAME/export`), or one model file (`.onnx`, `.plan`);
     None takes the newest export under `runs/`, as `prp-deploy run` does. `backend`: auto
     (the artefact table's order: TensorRT, then ONNX Runtime) or a named engine;
-    `precision`: fp32, fp16 or int8 to pick that artefact (auto never picks a reduced one).
+    `precision`: fp32, fp16 or int8 to pick that artefact (unset: never a reduced one, except INT8 where export measured it faster on this machine).
     Only a model file that parity passed is served (else UnverifiedModel, a PRPError, says
     why); `allow_unverified=True` opens it anyway, with a warning on stderr.
 

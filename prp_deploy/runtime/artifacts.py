@@ -25,7 +25,7 @@ class Artifact:
     parity: str  # the parity rule it is judged by (export/parity.py): fp32 (elementwise) | fp16 (cosine, top-1) | int8 (+ accuracy)
     triton_platform: str | None  # Triton's platform for it; None: not served by Triton
     source: str | None  # the artefact it is built from; None: from the PyTorch model
-    auto: bool  # whether backend "auto" may pick it (in table order); never a reduced precision the user did not ask for
+    auto: bool  # whether backend "auto" may pick it (in table order); never a reduced precision the user did not ask for (but see auto_if_faster)
     asked_by: tuple[str, ...]  # the export flags that, all given, ask for it (() = always); its sources come along
     # Backend auto may serve it before its engine's FP32 row, but only where export measured it
     # faster than FP32 on a machine like this one and parity passed it (runtime/speed.py).
