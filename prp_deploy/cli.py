@@ -156,22 +156,26 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
 @click.option("--int8-exclude", type=CommaList(str), default=None, help="Node names kept in FP32 (comma list).")
 @click.option("--int8-engine", type=click.Choice(["nncf", "modelopt", "ort"]), default=None,
               help="Quantisation engine (default: nncf with accuracy control for ONNX Runtime, modelopt for TensorRT).")
+@click.option("--trt-int8-anyway", is_flag=True,
+              help="With --trt --int8: build model_int8.plan even when its source graph fails the held-back judge (by default it is "
+                   "declined and TensorRT serves FP16); parity still judges it.")
 def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parity_videos, atol, rtol, verify_only, int8, calib_clips,
-               calib_method, int8_exclude, int8_engine):
+               calib_method, int8_exclude, int8_engine, trt_int8_anyway):
     """Export a run (default: the newest under runs/) to ONNX / FP16 / INT8 / TensorRT and check parity."""
     from .export.int8 import Int8Options
     from .export.pipeline import ExportOptions, export, parse_batch
 
     opts = ExportOptions(stage=stage, out=out, fp16=fp16, trt=trt, triton=triton, batch=parse_batch(batch), parity_clips=parity_clips,
                          parity_videos=list(parity_videos), atol=atol, rtol=rtol, verify_only=verify_only, int8=int8,
-                         int8_options=Int8Options(calib_clips, calib_method, tuple(int8_exclude or ()), engine=int8_engine))
+                         int8_options=Int8Options(calib_clips, calib_method, tuple(int8_exclude or ()), engine=int8_engine,
+                                                      trt_int8_anyway=trt_int8_anyway))
     result = export(source, opts, say=_say)
     click.echo(result.report.table())
-    for line in result.speed:
+    for line in [*result.speed, *(f"{file} not built: {why}" for file, why in result.declined.items())]:
         click.echo(line)
     click.echo(f"artefacts in {result.out}: {', '.join(result.artifacts)}; report {result.out / 'parity.json'}")
     if not result.report.passed:
-        failed = [a for a in result.artifacts if not result.report.artifact_passed(a)]
+        failed = result.report.failed() or result.artifacts  # none judged at all: every one of them
         hint = ""
         if any(by_file(a) is not None and by_file(a).precision == "int8" for a in failed):
             from .export.int8 import REMEDY_HINT

@@ -3,7 +3,7 @@ given, the order (sources first), and the builder each row names."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +22,7 @@ class BuildInputs:
     int8: Int8Options
     calibration: Calibration | None  # clips of the training videos, made only when an INT8 row is built
     say: Callable[[str], None]
+    built: dict[str, dict] = field(default_factory=dict)  # row name → facts of its build, filled as rows are built (sources first)
 
 
 def builders() -> dict[str, Callable[[Artifact, BuildInputs], dict]]:

@@ -39,6 +39,7 @@ class Int8Options:
     exclude: tuple[str, ...] = ()  # node names kept in FP32 (--int8-exclude)
     fallback: bool = True  # judged on held-back videos with remedies; False: plain and unchecked (a bench model)
     engine: str | None = None  # None: each target's own (nncf for ONNX Runtime, modelopt for TensorRT)
+    trt_int8_anyway: bool = False  # TensorRT: build the INT8 engine even from a graph that failed the held-back judge
 
 
 @contextmanager
@@ -238,14 +239,35 @@ def quantize_checked(fp32: Path, dst: Path, calib: Calibration, opts: Int8Option
                 break
         keep = len(graphs) - 1
         if not tried[keep]["passed"]:
+            # A predicted gain is noise, not merit: among attempts that lose nothing, the clip rules decide.
             keep = min(range(len(tried)), key=lambda i: (tried[i]["quantised"]["int8"] < MIN_INT8_SHARE * tried[i]["quantised"]["of"],
-                                                         tried[i].get("held_back_videos", {}).get("predicted_drop_points", 0.0),
+                                                         max(0.0, tried[i].get("held_back_videos", {}).get("predicted_drop_points", 0.0)),
                                                          -tried[i]["stats"].get("features_p5_cosine", 0.0)))
             say(f"int8 {dst.name}: no attempt passes on the held-back videos; keeping the closest ({tried[keep]['remedy']}) for "
                 f"parity to judge; {REMEDY_HINT}")
     kept = {k: tried[keep][k] for k in ("remedy", "engine", "method", "excluded", "quantised")}
     _save(graphs[keep], dst, {**meta, "int8_calibration": {**kept, **base}})
     return {**kept, **base, "passed_held_back": tried[keep]["passed"], "attempts": tried, "video_list": calib.videos}
+
+
+def held_back_failure(facts: dict) -> str | None:
+    """Which held-back rules the graph a build kept failed, with its numbers; None when it
+    passed or was never judged (a bench model)."""
+    if facts.get("passed_held_back", True):
+        return None
+    kept = next((t for t in reversed(facts.get("attempts", [])) if t["remedy"] == facts.get("remedy")), {})
+    stats, limits = kept.get("stats", {}), kept.get("thresholds", {})
+    failed = [f"{k.replace('_', ' ')} {v:.4f} < {limits[rule]:.4f}" for k, v in stats.items()
+              for rule in limits if k.endswith(rule) and v < limits[rule]]
+    v = kept.get("held_back_videos")
+    if v is not None:
+        budget = INT8_RULES["max_accuracy_drop"] / 2
+        if max(v["drop_points"], v["predicted_drop_points"]) > budget:
+            failed.append(f"{v['lost']} lost / {v['gained']} gained of {v['videos']} videos, {v['drop_points']:+.2f} points "
+                          f"(predicted {v['predicted_drop_points']:+.2f}) > {budget:g}")
+    if kept.get("quantised", {}).get("int8", 1) < MIN_INT8_SHARE * kept.get("quantised", {}).get("of", 0):
+        failed.append(f"only {kept['quantised']['int8']} of {kept['quantised']['of']} layers in INT8")
+    return f"{facts.get('remedy')}, the closest of {len(facts.get('attempts', []))} attempts: {'; '.join(failed) or 'failed'}"
 
 
 def build_int8(a, x) -> dict:
@@ -260,6 +282,7 @@ def build_int8_symmetric(a, x) -> dict:
     biases, the Q/DQ form TensorRT's explicit quantisation builds; its own attempts."""
     if x.calibration is None:
         raise PRPError("INT8 needs calibration clips (export --int8 reads them from the run's training videos)")
-    opts = x.int8 if x.int8.engine != "nncf" else Int8Options(x.int8.calib_clips, x.int8.method, x.int8.exclude, x.int8.fallback)
+    opts = x.int8 if x.int8.engine != "nncf" else Int8Options(x.int8.calib_clips, x.int8.method, x.int8.exclude, x.int8.fallback,
+                                                               trt_int8_anyway=x.int8.trt_int8_anyway)
     return quantize_checked(x.out / ARTIFACTS[a.source].file, x.out / a.file, x.calibration, opts, x.model.outputs, x.meta, x.say,
                             activations="int8")

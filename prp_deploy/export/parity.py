@@ -164,6 +164,10 @@ class ParityReport:
         gating = [c for c in self.checks if c.gating and c.artifact == artifact]
         return bool(gating) and all(c.passed for c in gating)
 
+    def failed(self) -> list[str]:
+        """The artefacts a gating check failed (one judged only for information is not among them)."""
+        return list(dict.fromkeys(c.artifact for c in self.checks if c.gating and not c.passed))
+
     def to_dict(self) -> dict:
         return {"schema_version": 1, "passed": self.passed, "clips": self.clips, "videos": self.videos,
                 "artifacts": {a: self.artifact_passed(a) for a in dict.fromkeys(c.artifact for c in self.checks)},

@@ -39,7 +39,7 @@ from .int8_judge import paired_flips
 from .metadata import gflops_per_clip, model_metadata, preprocess_of
 from .parity import INT8_RULES, MIN_JUDGED, Check, ParityReport, compare
 from .parity_clips import parity_videos, real_clips, run_batched, run_index, video_predictions
-from .tensorrt_build import TensorRTUnavailable
+from .tensorrt_build import Int8Declined, TensorRTUnavailable
 from .torch_backend import TorchBackend, load_model, resolve_checkpoint
 
 
@@ -74,6 +74,7 @@ class ExportResult:
     not_built: dict[str, str] = field(default_factory=dict)  # file → why an asked-for artefact was not built
     missing_tensorrt: bool = False  # every one of those for want of TensorRT or a GPU here (exit 2, not 1)
     speed: list[str] = field(default_factory=list)  # a line per INT8 artefact: faster than FP32 here or not
+    declined: dict[str, str] = field(default_factory=dict)  # file → why the INT8 rule declined to build it (not a failure)
 
     @property
     def trt_unavailable(self) -> str | None:
@@ -126,11 +127,37 @@ def _without_nulls(value):
     return value
 
 
-def _previous_hashes(report: Path) -> dict:
+def _previous(report: Path, key: str) -> dict:
+    """One object of an earlier parity.json ({} when there is none or it does not read)."""
     try:
-        return json.loads(report.read_text()).get("sha256", {}) if report.exists() else {}
+        return json.loads(report.read_text()).get(key, {}) if report.exists() else {}
     except (OSError, ValueError):
         return {}
+
+
+def _build_rows(planned: list, inputs: BuildInputs, say) -> tuple[dict, dict, dict]:
+    """Each planned row built, sources first: (facts by row name, not built: name → (why, for want
+    of TensorRT or a GPU), declined: file → why an engine was not built by the INT8 rule)."""
+    not_built: dict[str, tuple[str, bool]] = {}
+    declined: dict[str, str] = {}
+    for a in planned:
+        if a.source in not_built:
+            not_built[a.name] = (f"its source {ARTIFACTS[a.source].file} was not built", not_built[a.source][1])
+            say(f"export: {a.file} not built: {not_built[a.name][0]}")
+            continue
+        try:
+            inputs.built[a.name] = builder(a)(a, inputs)
+        except Int8Declined as e:  # not a failure: the rule said no, and the FP16 engine serves
+            declined[a.file] = str(e)
+            say(f"export: {a.file} not built: {e}")
+        except PRPError as e:
+            if not a.needs_gpu:
+                raise
+            # An engine that cannot be built here (no TensorRT or GPU, or a build that failed):
+            # the other artefacts still ship, and the failure is said, recorded and exits non-zero.
+            not_built[a.name] = (str(e), isinstance(e, TensorRTUnavailable))
+            say(f"export: {a.file} not built: {e}")
+    return inputs.built, not_built, declined
 
 
 def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> ExportResult:
@@ -162,20 +189,9 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
         inputs = BuildInputs(model, clip_shape, meta, opts.batch, out, opts.int8_options,
                              calibration(index, model.state.get("config", {}), spec, opts.int8_options.calib_clips, say,
                                          opts.int8_options.fallback) if opts.int8 else None, say)
-        for a in planned:
-            if a.source in not_built:
-                not_built[a.name] = (f"its source {ARTIFACTS[a.source].file} was not built", not_built[a.source][1])
-                say(f"export: {a.file} not built: {not_built[a.name][0]}")
-                continue
-            try:
-                facts[a.name] = builder(a)(a, inputs)
-            except PRPError as e:
-                if not a.needs_gpu:
-                    raise
-                # An engine that cannot be built here (no TensorRT or GPU, or a build that failed):
-                # the other artefacts still ship, and the failure is said, recorded and exits non-zero.
-                not_built[a.name] = (str(e), isinstance(e, TensorRTUnavailable))
-                say(f"export: {a.file} not built: {e}")
+        facts, not_built, declined = _build_rows(planned, inputs, say)
+    else:
+        declined = _previous(out / "parity.json", "declined")  # what the build declined stays declined when re-checked
     rows = [a for a in ARTIFACTS.values() if (out / a.file).exists() and a.name not in not_built and (opts.verify_only or a in planned)]
 
     # Parity: the same real clips through every artefact and the PyTorch FP32 model.
@@ -215,6 +231,9 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
             int8[a.file] = backend
     if int8:
         report.checks += accuracy_checks(int8, torch_ref, index.test, spec)
+    sources_declined = {ARTIFACTS[a.source].file for a in ARTIFACTS.values() if a.file in declined}
+    for c in report.checks:  # a graph whose engine was declined serves nothing: its checks inform, the export stands without it
+        c.gating = c.gating and c.artifact not in sources_declined
     speed = int8_speed(opened, clip_shape)
     lines = [speed_line(ARTIFACTS[n].file, r, report.artifact_passed(ARTIFACTS[n].file)) for n, r in speed.items()]
     for line in lines:
@@ -227,12 +246,12 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     trt_reason = not_built.get("tensorrt", (None,))[0]
     # Each checked artefact's sha256: the runtime refuses a file that is not the one judged here.
     hashes = {name: sha256(out / name) for name in checked}
-    previous = _previous_hashes(out / "parity.json")
+    previous = _previous(out / "parity.json", "sha256")
     for name in (n for n in checked if previous.get(n) not in (None, hashes[n]) and opts.verify_only):
         say(f"export: {name} changed since the last parity check (sha256 differs); judged again now")
     report_dict = {**report.to_dict(), "source": str(ckpt), "build": facts, "tensorrt_skipped": trt_reason, "not_checked": stale,
                    "not_built": {ARTIFACTS[n].file: why for n, (why, _) in not_built.items()}, "not_opened": unchecked,
-                   "sha256": hashes, "speed": {ARTIFACTS[n].file: r for n, r in speed.items()}}
+                   "sha256": hashes, "speed": {ARTIFACTS[n].file: r for n, r in speed.items()}, "declined": declined or None}
     atomic_write(out / "parity.json", json.dumps(_without_nulls(report_dict), indent=2))
     if opts.triton:
         from .triton import write_repository
@@ -243,4 +262,4 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     if (out.parent / "eval.json").exists() and out.name == "export":  # a run's own export: its report shows the new parity
         refresh_report(out.parent, say)
     return ExportResult(out, report, checked, {ARTIFACTS[n].file: why for n, (why, _) in not_built.items()},
-                        bool(not_built) and all(missing for _, missing in not_built.values()), lines)
+                        bool(not_built) and all(missing for _, missing in not_built.values()), lines, declined)

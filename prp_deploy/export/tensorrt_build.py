@@ -20,6 +20,11 @@ class TensorRTUnavailable(PRPError):
     """TensorRT or a GPU is missing: the ONNX artefacts are written, the engine is not."""
 
 
+class Int8Declined(PRPError):
+    """The INT8 engine's source graph failed the held-back judge: the engine is not built, by
+    the rule rather than for want of anything, and the FP16 engine serves TensorRT instead."""
+
+
 def tensorrt_or_reason():
     """(tensorrt module, cuda runtime module) or raise TensorRTUnavailable saying what to install."""
     try:
@@ -98,8 +103,19 @@ def build(a, x) -> dict:
 
 
 def build_int8(a, x) -> dict:
-    """The artefact table's INT8 TensorRT row, from the INT8 QDQ ONNX graph (explicit quantisation)."""
+    """The artefact table's INT8 TensorRT row, from the INT8 QDQ ONNX graph (explicit quantisation).
+    Raises Int8Declined, before asking for TensorRT, when that graph failed the held-back judge:
+    an engine of a graph known to lose accuracy is not built, whatever the machine."""
     from ..runtime.artifacts import ARTIFACTS
+    from .int8 import held_back_failure
 
+    why = held_back_failure(x.built.get(a.source, {}))
+    if why is not None and x.int8.trt_int8_anyway:
+        x.say(f"export: building {a.file} anyway (--trt-int8-anyway): its source {ARTIFACTS[a.source].file} fails the held-back "
+              f"judge ({why}); parity judges it on the test videos")
+    elif why is not None:
+        raise Int8Declined(f"its source {ARTIFACTS[a.source].file} fails the held-back judge ({why}); TensorRT serves "
+                           f"{ARTIFACTS['tensorrt'].file} (FP16) instead (--trt-int8-anyway builds it for parity to judge), and "
+                           f"{ARTIFACTS[a.source].file}'s checks are reported, not gating")
     return build_engine(x.out / ARTIFACTS[a.source].file, x.out / a.file, x.batch, x.clip_shape, timing_cache=x.out / "timing.cache",
                         precision="int8")

@@ -83,9 +83,23 @@ def choose(export_dir: Path, engine: str = "auto", precision: str | None = None)
     present = [a for a in rows if (Path(export_dir) / a.file).exists()]
     if not present:
         wanted = " ".join(x for x in (engine, precision) if x and x != "auto") or "runnable"
+        why = _why_not_built(Path(export_dir), rows)
         raise PRPError(f"{export_dir}: no {wanted} model (looked for {', '.join(a.file for a in rows) or 'nothing: no artefact is both'}); "
-                       "build it with `prp-deploy export` (--fp16, --trt)")
+                       + (why or "build it with `prp-deploy export` (--fp16, --trt)"))
     return present
+
+
+def _why_not_built(export_dir: Path, rows: list[Artifact]) -> str | None:
+    """What the export said of a looked-for file it did not build (parity.json's `declined`, then
+    `not_built`), so that asking for it later says why rather than only that it is missing."""
+    import json
+
+    try:
+        report = json.loads((export_dir / "parity.json").read_text())
+        said = {**report.get("not_built", {}), **report.get("declined", {})}
+    except (OSError, ValueError, AttributeError):
+        return None
+    return next((f"the export did not build {a.file}: {said[a.file]}" for a in rows if a.file in said), None)
 
 
 def sha256(path: Path) -> str:

@@ -46,10 +46,12 @@ def cli(*args, env=None):
 @pytest.fixture(scope="module")
 def engines(int8_data, tmp_path_factory):  # noqa: F811
     """A run exported with --trt --int8 through the double (profile 2:4:8), once for the module, in
-    a subprocess: the double never enters this process's modules outside the tests that ask."""
+    a subprocess: the double never enters this process's modules outside the tests that ask. The
+    INT8 engine is built even where its source fails the held-back judge (a model trained for
+    seconds often does), so that the engine paths are driven."""
     root = tmp_path_factory.mktemp("trt")
     run = int8_run(root / "run", int8_data)
-    r = cli("export", str(run), "--trt", "--int8", "--batch", "2:4:8", "--parity-clips", "12")
+    r = cli("export", str(run), "--trt", "--int8", "--trt-int8-anyway", "--batch", "2:4:8", "--parity-clips", "12")
     return run, r
 
 
@@ -58,7 +60,9 @@ def test_export_trt_int8_builds_both_engines_and_parity_judges_them(engines):
     out = run / "export"
     assert "Traceback" not in r.stderr and r.returncode in (0, 1), r.stderr  # 1: a 2-step model may fail INT8 parity, loudly
     report = json.loads((out / "parity.json").read_text())
-    assert report["not_built"] == {} and "tensorrt_skipped" not in report
+    assert report["not_built"] == {} and "tensorrt_skipped" not in report and "declined" not in report
+    anyway = "export: building model_int8.plan anyway (--trt-int8-anyway): its source model_int8_symmetric.onnx fails the held-back judge"
+    assert (anyway in r.stderr) == (not report["build"]["onnxruntime-int8-symmetric"]["passed_held_back"]), r.stderr
     for plan in ("model.plan", "model_int8.plan"):
         assert (out / plan).exists() and json.loads((out / f"{plan}.json").read_text())["batch"] == {"min": 2, "opt": 4, "max": 8}
         judged = {c["output"] for c in report["checks"] if c["artifact"] == plan and c["inputs"] == "real"}
@@ -178,3 +182,43 @@ def test_the_smaller_failures_are_one_line_errors(engines, trt_double, tmp_path)
     (tmp_path / "t.cache").write_bytes(b"a cache of another GPU")  # unreadable: replaced by a new one
     build_engine(run / "export" / "model_fp16.onnx", tmp_path / "c.plan", (1, 2, 4), (3, 8, 32, 32), timing_cache=tmp_path / "t.cache")
     assert (tmp_path / "t.cache").read_bytes().startswith(b"PRP-TRT-DOUBLE-CACHE")
+
+
+def test_an_int8_engine_whose_source_fails_the_held_back_judge_is_declined_and_fp16_serves(engines, trt_double, tmp_path):
+    """The trained model broken for INT8 (test_export's _break_for_int8), exported --trt --int8:
+    both INT8 graphs really fail the held-back judge. TensorRT's INT8 engine is declined in one
+    line (no plan, its source's checks inform only), the FP16 engine is built and served, and the
+    export fails for ONNX Runtime's INT8 graph alone, which the runtime could serve."""
+    import shutil
+
+    from prp_deploy.rundir import load_checkpoint, save_checkpoint
+    from prp_deploy.runtime.backends import TensorRTBackend, open_backend
+    from tests.export.test_export import _break_for_int8
+
+    trained, _ = engines
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("export"))
+    state = load_checkpoint(run / "finetune" / "best.pt")
+    _break_for_int8(state)
+    save_checkpoint(state, run / "finetune" / "best.pt")
+    r = cli("export", str(run), "--trt", "--int8", "--int8-engine", "ort", "--batch", "2:4:8", "--parity-clips", "12")
+    out = run / "export"
+    said = "model_int8.plan not built: its source model_int8_symmetric.onnx fails the held-back judge ("
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert f"export: {said}" in r.stderr and said in r.stdout and "TensorRT serves model.plan (FP16) instead" in r.stdout
+    assert r.stderr.strip().splitlines()[-1].startswith("error: parity FAILED for model_int8.onnx;"), r.stderr
+    report = json.loads((out / "parity.json").read_text())
+    assert list(report["declined"]) == ["model_int8.plan"] and report["not_built"] == {} and not (out / "model_int8.plan").exists()
+    assert report["artifacts"]["model.plan"] is True and report["artifacts"]["model_int8.onnx"] is False
+    symmetric = [c for c in report["checks"] if c["artifact"] == "model_int8_symmetric.onnx"]
+    assert {c["output"] for c in symmetric} >= {"logits", "video_top1"} and not any(c["gating"] for c in symmetric)
+    assert not report["build"]["onnxruntime-int8-symmetric"]["passed_held_back"]
+    # The runtime: auto serves the FP16 engine; asking for the INT8 engine says why there is none.
+    assert isinstance(open_backend(out), TensorRTBackend) and open_backend(out).precision == "fp16"
+    with pytest.raises(PRPError, match="no tensorrt int8 model .*the export did not build model_int8.plan: its source .* fails the held-back judge"):
+        open_backend(out, "tensorrt", "int8")
+    # Re-checked later, what was declined stays declined: the symmetric graph still informs only.
+    r = cli("export", str(run), "--verify-only", "--parity-clips", "12")
+    report = json.loads((out / "parity.json").read_text())
+    assert report["declined"] == {"model_int8.plan": report["declined"]["model_int8.plan"]} and r.returncode == 1, r.stderr
+    assert not any(c["gating"] for c in report["checks"] if c["artifact"] == "model_int8_symmetric.onnx")
