@@ -231,9 +231,12 @@ def export_cmd(source, stage, out, fp16, trt, batch, triton, parity_clips, parit
                    "warns, and the summary says verified: false.")
 @click.option("--start", type=TimePoint(), default=None, help="Files: begin at this time (seconds or HH:MM:SS), by a seek.")
 @click.option("--end", type=TimePoint(), default=None, help="Files: stop before this time (seconds or HH:MM:SS).")
+@click.option("--metrics", "metrics_port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics while the run lasts (0: any free port; needs the metrics extra).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="The address --metrics listens on (0.0.0.0: every interface).")
 def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch, topk, out, features_out, overlay, overlay_explain, segments, smooth,
             threshold, hysteresis, min_windows, fmt, max_open, skip_done, quiet, live, reconnect, reconnect_wait, reconnect_max_wait,
-            stall_timeout, allow_unverified, start, end):
+            stall_timeout, allow_unverified, start, end, metrics_port, metrics_host):
     """Stream SOURCES through the model: video files, folders (searched recursively), globs, webcam
     indexes such as 0, URLs, or @LIST.txt (one source a line). Several sources share one engine.
     Exit 0 when every source succeeded, 1 when any failed, 2 for a usage error."""
@@ -254,7 +257,7 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
     opts = RunOptions(task=task, stride=stride, sample_rate=sample_rate, batch=batch, topk=topk, live=live, reconnect=reconnect,
                       reconnect_wait=reconnect_wait, reconnect_max_wait=reconnect_max_wait, stall_timeout=stall_timeout, start=start, end=end)
     outputs = RunOutputs(out=out, features=features_out, overlay=overlay, overlay_explain=overlay_explain, format=fmt, skip_done=skip_done, progress=not quiet,
-                         max_open=max_open or DEFAULT_MAX_OPEN,
+                         max_open=max_open or DEFAULT_MAX_OPEN, metrics=metrics_port, metrics_host=metrics_host,
                          segments=SegmentOptions(smooth, threshold, hysteresis, min_windows) if segments else None)
     reference = None
     if backend == "torch":  # the debugging reference needs torch and the model code: imported only when asked

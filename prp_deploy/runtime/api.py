@@ -23,6 +23,7 @@ from ..errors import PRPError
 from .backends import check_backend_matches, open_backend
 from .model_info import read_model_info
 from .run import DEFAULT_MAX_OPEN, RunOptions, find_model, stream_many, stream_records
+from .metrics import start_metrics
 from .stopping import StopRequest
 from .source_list import expand_sources
 from .stream import top_k
@@ -36,6 +37,17 @@ def _options(where: str, options: dict, default_task: str) -> RunOptions:
     if unknown:
         raise TypeError(f"{where} got an unexpected keyword argument {unknown[0]!r}; it takes {', '.join(STREAM_OPTIONS)}")
     return RunOptions(**{"task": default_task, **options})
+
+
+def _metrics(port: int | None, host: str):
+    """The endpoint, listening from the call on (a taken port fails now, not at the first next())."""
+    return start_metrics(port, host, lambda s: print(s, file=sys.stderr))
+
+
+def _closing_metrics(records: Iterator[dict], metrics) -> Iterator[dict]:
+    if metrics is not None:
+        metrics.close_with(records)  # a stream never started, then dropped, still frees its port
+    return records
 
 
 class Recognizer:
@@ -97,7 +109,8 @@ class Recognizer:
     def _default_task(self) -> str:
         return "both" if self.info.kind == "recognizer" else "features"
 
-    def stream(self, source: str | Path, stop: StopRequest | None = None, **options) -> Iterator[dict]:
+    def stream(self, source: str | Path, stop: StopRequest | None = None, metrics: int | None = None, metrics_host: str = "127.0.0.1",
+               **options) -> Iterator[dict]:
         """Records for every window of `source` (a file, webcam index or URL), as they are computed.
 
         Options as `prp-deploy run`'s: task (recognize | features | both; default both for a
@@ -106,18 +119,21 @@ class Recognizer:
         seconds of presentation time). A source that fails raises
         StreamError after the records it gave. `stop.request()`, from any thread, ends it as
         SIGTERM ends `run`: the windows already made come, then the iteration ends.
+        `metrics=PORT` serves Prometheus metrics (as `run --metrics`) from now until the stream ends.
         """
         opts = _options("Recognizer.stream()", options, self._default_task())
         opts.check(self.info)  # now, not at the first next()
-        return stream_records(str(source), self.info, self.backend, opts, arrays=True, stop=stop)
+        served = _metrics(metrics, metrics_host)
+        return _closing_metrics(stream_records(str(source), self.info, self.backend, opts, arrays=True, stop=stop, metrics=served), served)
 
     def stream_many(self, sources, max_open: int = DEFAULT_MAX_OPEN, on_failure=None, stop: StopRequest | None = None,
-                    **options) -> Iterator[dict]:
+                    metrics: int | None = None, metrics_host: str = "127.0.0.1", **options) -> Iterator[dict]:
         """Records of every window of every source (files, folders, globs, webcams, URLs) as they
         come, batched across sources into each engine call; each record names its source. A
         source that fails ends alone: `on_failure(name, reason)` is told, the others carry on."""
         opts = _options("Recognizer.stream_many()", options, self._default_task())
         opts.check(self.info)
         failed = (lambda src: on_failure(src.name, src.error)) if on_failure else None
-        return stream_many(expand_sources([str(s) for s in sources]), self.info, self.backend, opts, max_open, failed=failed, arrays=True,
-                           stop=stop)
+        served = _metrics(metrics, metrics_host)
+        return _closing_metrics(stream_many(expand_sources([str(s) for s in sources]), self.info, self.backend, opts, max_open, failed=failed,
+                                            arrays=True, stop=stop, metrics=served), served)

@@ -12,6 +12,7 @@ numbered stem instead.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -148,4 +149,33 @@ def _first_clash(files: SourceFiles, taken: dict[str, str]) -> tuple[str, str] |
     return None
 
 
-__all__ = ["OutputPlan", "SourceFiles", "features_index", "names_folder", "plan_outputs"]
+def wants_many(args: list[str], sources: list[str], outputs: list[Path | None]) -> bool:
+    """Per-source files in folders: several sources, a folder, glob or @list, or an output named as a folder."""
+    if len(sources) > 1 or any(a.startswith("@") or Path(a).is_dir() or (not Path(a).exists() and any(c in a for c in "*?[")) for a in args):
+        return True
+    return any(names_folder(p) for p in outputs)
+
+
+def model_files(model: Path) -> list[Path]:
+    """What no output may replace: every file of the export folder (or the model file and its sidecars)."""
+    folder = model if model.is_dir() else model.parent
+    files = [p for p in folder.iterdir() if p.is_file()] if model.is_dir() else [model, folder / "model.json", folder / "parity.json"]
+    return [p for p in files if p.exists()]
+
+
+def done_before(out: Path) -> dict[str, dict]:
+    """Sources a previous run into `out` finished (status ok in its sources.jsonl): source → its row."""
+    done = {}
+    log = out / "sources.jsonl"
+    if log.exists():
+        for line in log.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash
+            if row.get("status") == "ok" and (out / f"{row.get('output')}.jsonl").exists():
+                done[row["source"]] = {**row, "skipped": True}
+    return done
+
+
+__all__ = ["OutputPlan", "SourceFiles", "done_before", "features_index", "model_files", "names_folder", "plan_outputs", "wants_many"]

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -28,8 +28,7 @@ from ..paths import newest_export
 from . import backends
 from .backends import check_backend_matches, open_backend
 from .model_info import ModelInfo, read_model_info
-from .artifacts import for_path
-from .output_paths import names_folder, plan_outputs
+from .output_paths import done_before, model_files, plan_outputs, wants_many
 from .outputs import SourceSink, crop_box_of
 from .progress import Progress
 from .options import RunOptions
@@ -39,7 +38,8 @@ from .source_list import expand_sources, mask_credentials, output_stems
 from .sources import FrameReader
 from .stream import StreamStats, softmax
 from .stopping import StopRequest
-from .summary import source_row, totals
+from .metrics import RunMetrics, start_metrics
+from .summary import run_header, source_row, totals
 
 DEFAULT_MAX_OPEN = 2 * (os.cpu_count() or 2)
 
@@ -77,6 +77,8 @@ class RunOutputs:
     max_open: int = DEFAULT_MAX_OPEN
     progress: bool = True  # bars on stderr when it is a terminal
     many: bool | None = None  # per-source files in folders; None: when there are several sources (or a folder, glob, @list)
+    metrics: int | None = None  # serve Prometheus metrics on this port while the run lasts (0: any free port)
+    metrics_host: str = "127.0.0.1"
 
 
 def find_model(model: str | Path | None, say: Callable[[str], None]) -> Path:
@@ -90,26 +92,37 @@ def find_model(model: str | Path | None, say: Callable[[str], None]) -> Path:
 
 def stream_many(sources: list[str], info: ModelInfo, backend, opts: RunOptions, max_open: int = DEFAULT_MAX_OPEN,
                 say: Callable[[str], None] = lambda s: None, failed: Callable[[Source], None] | None = None,
-                arrays: bool = False, stop: StopRequest | None = None) -> Iterator[dict]:
+                arrays: bool = False, stop: StopRequest | None = None, metrics: RunMetrics | None = None) -> Iterator[dict]:
     """Every window record of every source, as they come; a failed source goes to `failed` (default: ignored).
     `arrays`: each record also carries its numpy `features` (D,) and `probs` (classes,) (the Python API).
+    `metrics`: an endpoint that watches these sources and times the engine, closed when the stream ends.
     Closing the generator (or dropping it) stops and joins the readers."""
-    yield from _records(schedule([Source(s) for s in sources], info, backend, opts, max_open, say=say, stop=stop), arrays, failed)
+    todo = [Source(s) for s in sources]
+    yield from _records(schedule(todo, info, _watched(metrics, todo, backend), opts, max_open, say=say, stop=stop), arrays, failed,
+                        metrics)
 
 
 def stream_records(source: str, info: ModelInfo, backend, opts: RunOptions, stats: StreamStats | None = None,
-                   say: Callable[[str], None] = lambda s: None, arrays: bool = False, stop: StopRequest | None = None) -> Iterator[dict]:
+                   say: Callable[[str], None] = lambda s: None, arrays: bool = False, stop: StopRequest | None = None,
+                   metrics: RunMetrics | None = None) -> Iterator[dict]:
     """One source's window records; raises StreamError (after its records) if it fails."""
     src = Source(str(source), stats=stats or StreamStats())
-    yield from _records(schedule([src], info, backend, opts, 1, say=say, stop=stop), arrays)
+    yield from _records(schedule([src], info, _watched(metrics, [src], backend), opts, 1, say=say, stop=stop), arrays, metrics=metrics)
     if src.status == "failed":
         raise UsageError(src.error) if src.usage_error else StreamError(src.error)
 
 
-def _records(events, arrays: bool, failed: Callable[[Source], None] | None = None) -> Iterator[dict]:
+def _watched(metrics: RunMetrics | None, sources: list[Source], backend):
+    if metrics is None:
+        return backend
+    metrics.watch(sources)
+    return metrics.timed(backend)
+
+
+def _records(events, arrays: bool, failed: Callable[[Source], None] | None = None, metrics: RunMetrics | None = None) -> Iterator[dict]:
     """The window records of scheduler events; a failed source goes to `failed`. Closing this
-    generator closes the scheduler's, which stops and joins its readers."""
-    with closing(events):
+    generator closes the scheduler's, which stops and joins its readers (and the metrics endpoint)."""
+    with closing(events), (closing(metrics) if metrics is not None else nullcontext()):
         for ev in events:
             if ev.kind == "windows":
                 yield from (with_arrays(ev) if arrays else ev.records)
@@ -129,35 +142,6 @@ def with_arrays(ev) -> list[dict]:
             r["probs"] = probs[i].copy()
         out.append(r)
     return out
-
-
-def _wants_many(args: list[str], sources: list[str], outputs: list[Path | None]) -> bool:
-    """Per-source files in folders: several sources, a folder, glob or @list, or an output named as a folder."""
-    if len(sources) > 1 or any(a.startswith("@") or Path(a).is_dir() or (not Path(a).exists() and any(c in a for c in "*?[")) for a in args):
-        return True
-    return any(names_folder(p) for p in outputs)
-
-
-def _model_files(model: Path) -> list[Path]:
-    """What no output may replace: every file of the export folder (or the model file and its sidecars)."""
-    folder = model if model.is_dir() else model.parent
-    files = [p for p in folder.iterdir() if p.is_file()] if model.is_dir() else [model, folder / "model.json", folder / "parity.json"]
-    return [p for p in files if p.exists()]
-
-
-def _done_before(out: Path) -> dict[str, dict]:
-    """Sources a previous run into `out` finished (status ok in its sources.jsonl): source → its row."""
-    done = {}
-    log = out / "sources.jsonl"
-    if log.exists():
-        for line in log.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
-            if row.get("status") == "ok" and (out / f"{row.get('output')}.jsonl").exists():
-                done[row["source"]] = {**row, "skipped": True}
-    return done
 
 
 def run(sources: str | list[str], model: str | Path | None = None, backend: str = "auto", opts: RunOptions = RunOptions(),
@@ -182,7 +166,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     # Names as shown (a URL's password masked) from here on; `target` keeps what is opened.
     target_of = {mask_credentials(n): n for n in expand_sources([str(a) for a in args])}
     names = list(target_of)
-    many = _wants_many(args, names, [o.out, o.features, o.overlay]) if o.many is None else o.many
+    many = wants_many(args, names, [o.out, o.features, o.overlay]) if o.many is None else o.many
     if o.features is not None and opts.task == "recognize":
         raise UsageError("--features needs --task features or both")
     if o.skip_done and not (many and o.out is not None):
@@ -191,12 +175,12 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     starts_before = backends.engine_starts
     if not Path(model_path).exists():
         raise PRPError(f"{model_path}: no such model")
-    skip = _done_before(Path(o.out)) if o.skip_done else {}
+    skip = done_before(Path(o.out)) if o.skip_done else {}
     todo_names = [n for n in names if n not in skip]
     # Every output path, decided and checked for clashes before the model opens or a file is written.
     stem_of = dict(zip(names, output_stems(names)))  # over every source, so a skipped one keeps its name's place
     plan = plan_outputs(todo_names, [stem_of[n] for n in todo_names], many, o.out, o.features, o.overlay, o.segments is not None,
-                        protected=_model_files(Path(model_path)))
+                        protected=model_files(Path(model_path)))
     if backend == "torch":
         if reference is None:
             raise PRPError("the torch backend needs the model code: use `prp-deploy run --backend torch`")
@@ -226,6 +210,9 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     fmt = o.format if o.format != "auto" else ("text" if sys.stdout.isatty() else "jsonl")
     progress = Progress(len(todo), many, enabled=o.progress and sys.stderr.isatty())
     echo = progress.echo(fmt, many) if o.out is None else None
+    metrics = start_metrics(o.metrics, o.metrics_host, say)
+    if metrics is not None:
+        metrics.watch(todo)
     log = None
     if plan.log is not None:
         log = open(plan.log, "a" if o.skip_done else "w")
@@ -242,7 +229,7 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
         sinks[id(src)].frame(frame.index, frame.original)
         frame.original = None
 
-    events = schedule(todo, info, engine, opts, o.max_open if many else 1, on_frame=on_frame if o.overlay else None,
+    events = schedule(todo, info, metrics.timed(engine) if metrics else engine, opts, o.max_open if many else 1, on_frame=on_frame if o.overlay else None,
                       keep_original=o.overlay is not None, say=progress.say(say), stop=stop)
     try:
         for ev in events:
@@ -271,6 +258,8 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
             sink.close()
         if log is not None:
             log.close()
+        if metrics is not None:
+            metrics.close()
         progress.close()
     wall = time.perf_counter() - t0
     order = {n: i for i, n in enumerate(names)}
@@ -285,15 +274,6 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
         why = rows[0]["reason"] + (f" ({rows[0]['windows']} windows written before it)" if rows[0]["windows"] else "")
         raise UsageError(why) if todo and todo[0].usage_error else StreamError(why, summary)
     return summary
-
-
-def run_header(model_path: Path, info: ModelInfo, engine) -> str:
-    """The model, what it knows, and which artefact at which precision runs (one line)."""
-    path = getattr(engine, "path", None)
-    what = f"{for_path(Path(path)).precision} {Path(path).name}" if path is not None else "the PyTorch checkpoint"
-    classes = ", ".join(info.classes[:12]) + (f", ... ({len(info.classes)} in all)" if len(info.classes) > 12 else "")
-    known = f"{len(info.classes)} classes: {classes}" if info.kind == "recognizer" else f"features of {info.feature_dim} dimensions"
-    return f"model {model_path} ({info.kind}; {known}); running {what} on {engine.name}"
 
 
 __all__ = ["RunOptions", "RunOutputs", "SegmentOptions", "StreamError", "find_model", "run", "stream_many", "stream_records"]

@@ -73,6 +73,7 @@ class FrameReader:
         self.outages = 0  # times the source stopped delivering without ending
         self.outage_s = 0.0  # seconds without frames, over all outages that ended
         self.attempts = 0  # reopen attempts over all outages
+        self.last_frame_at: float | None = None  # perf_counter() of the last frame delivered
         self.notices: collections.deque[str] = collections.deque()  # one-line news for the consumer to print
         self.error: str | None = None  # why the source ended early, if it did
         self._notice_said = False
@@ -214,6 +215,7 @@ class FrameReader:
         if t is not None:
             self._last_s = t
         self.frames += 1
+        self.last_frame_at = now
 
     def _say_decoder_notice(self) -> None:
         notice = getattr(self.decoder, "notice", None)
@@ -256,6 +258,11 @@ class FrameReader:
                 self.clock.reconnected()
             return True
         return False
+
+    def outage_now_s(self) -> float:
+        """Seconds into the outage in progress (0 when there is none); for a reader in another thread."""
+        outage = self._outage  # one read: the reader thread may end it meanwhile
+        return 0.0 if outage is None else time.monotonic() - outage[0]
 
     def _back(self) -> None:
         started, tries = self._outage

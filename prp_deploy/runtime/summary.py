@@ -4,7 +4,10 @@ lines printed at the end."""
 from __future__ import annotations
 
 import resource
+from pathlib import Path
 
+from .artifacts import for_path
+from .model_info import ModelInfo
 from .scheduler import Source
 
 MAX_TABLE_ROWS = 30
@@ -62,4 +65,13 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["format_summary", "source_row", "totals"]
+def run_header(model_path: Path, info: ModelInfo, engine) -> str:
+    """The model, what it knows, and which artefact at which precision runs (one line)."""
+    path = getattr(engine, "path", None)
+    what = f"{for_path(Path(path)).precision} {Path(path).name}" if path is not None else "the PyTorch checkpoint"
+    classes = ", ".join(info.classes[:12]) + (f", ... ({len(info.classes)} in all)" if len(info.classes) > 12 else "")
+    known = f"{len(info.classes)} classes: {classes}" if info.kind == "recognizer" else f"features of {info.feature_dim} dimensions"
+    return f"model {model_path} ({info.kind}; {known}); running {what} on {engine.name}"
+
+
+__all__ = ["format_summary", "run_header", "source_row", "totals"]
