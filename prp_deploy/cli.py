@@ -261,7 +261,7 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
                          segments=SegmentOptions(smooth, threshold, hysteresis, min_windows) if segments else None)
     reference = None
     if backend == "torch":  # the debugging reference needs torch and the model code: imported only when asked
-        from .export.torch_backend import torch_reference as reference
+        from .export.reference import torch_reference as reference
     with stop_on_signals(StopRequest()) as stop:  # SIGTERM, SIGHUP, Ctrl-C: a graceful stop, every output whole
         try:
             summary = run(list(sources), model, backend, opts, say=_say, reference=reference, precision=precision, outputs=outputs,
@@ -325,7 +325,7 @@ def _bench(model, backends, batches, iters, video, streams, json_out, allow_unve
     wanted = list(backends)
 
     def torch_backend():
-        from .export.torch_backend import torch_reference  # torch only when the torch backend is benchmarked
+        from .export.reference import torch_reference  # torch only when the torch backend is benchmarked
 
         return torch_reference(model_dir)[1]
 

@@ -1,5 +1,5 @@
 """The PyTorch model that ships, rebuilt from a checkpoint: the export source and the
-reference backend parity compares against (`--backend torch` in the runtime uses it too).
+reference backend parity compares against (`--backend torch` in the runtime uses it too, via reference.py).
 
 One graph: clip (N, 3, T, H, W) → logits (N, classes) and features (N, D) for a finetuned
 run; features only for a pretrained encoder (`--from pretrain`, the retrieval model).
@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import PRPError
 from ..models import ActionRecognizer, build_encoder, encoder_config_of, load_encoder_weights, retrieval_features
-from ..rundir import MODEL_INFO_FILE, load_checkpoint
+from ..rundir import load_checkpoint
 
 
 class EncoderFeatures(nn.Module):
@@ -87,22 +87,3 @@ class TorchBackend:
         out = self.module(torch.from_numpy(np.ascontiguousarray(clips, dtype=np.float32)).to(self.device))
         values = out if isinstance(out, tuple) else (out,)
         return {name: v.float().cpu().numpy() for name, v in zip(self.outputs, values)}
-
-
-def torch_reference(model: Path):
-    """(ModelInfo, TorchBackend) for `--backend torch`: an export folder (its source checkpoint), a run folder or a .pt."""
-    from ..runtime.model_info import parse_model_info, read_model_info
-    from .metadata import model_metadata, preprocess_of
-
-    model = Path(model)
-    if model.is_dir() and (model / MODEL_INFO_FILE).exists():
-        ckpt = Path(read_model_info(model).raw["source"]["checkpoint"])
-        if not ckpt.exists():
-            raise PRPError(f"{model}: its checkpoint {ckpt} is not here; --backend torch needs the run folder or checkpoint")
-    else:
-        ckpt = resolve_checkpoint(model, "finetune" if not model.is_dir() or (model / "finetune" / "best.pt").exists() else "pretrain")
-    loaded = load_model(ckpt, "finetune" if load_checkpoint(ckpt).get("stage") == "finetune" else "pretrain")
-    backend = TorchBackend(loaded)
-    spec = preprocess_of(loaded.state)
-    dim = int(backend.run(np.zeros((1, 3, spec.frames, spec.crop, spec.crop), np.float32))["features"].shape[1])
-    return parse_model_info(model_metadata(loaded, dim), str(ckpt)), backend
