@@ -29,7 +29,8 @@ from . import backends
 from .backends import check_backend_matches, open_backend
 from .model_info import ModelInfo, read_model_info
 from .output_paths import done_before, model_files, plan_outputs, wants_many
-from .outputs import SourceSink, crop_box_of
+from .outputs import SourceSink
+from .overlay import crop_box_of
 from .progress import Progress
 from .options import RunOptions
 from .scheduler import Source, schedule

@@ -92,7 +92,7 @@ def test_explain_refuses_what_parity_did_not_pass_and_old_exports(exported, tmp_
 def test_overlay_draws_the_top3_bars_and_the_heat_map(tmp_path):
     """On a grey 320×240 frame: the top class's bar in its colour up to its score and dark after it,
     and, with a map hot on the right, the crop's right side red and its left side blue."""
-    from prp_deploy.runtime.outputs import OverlayWriter, _colour, crop_box_of, draw_label, draw_top_bars
+    from prp_deploy.runtime.overlay import OverlayWriter, crop_box_of, draw_label, draw_top_bars, label_colour
 
     w = OverlayWriter(tmp_path / "o.mp4", 25.0)
     w.crop_box = crop_box_of(128, 112)
@@ -108,7 +108,7 @@ def test_overlay_draws_the_top3_bars_and_the_heat_map(tmp_path):
     full = x_full - x
     rows = slice(y_bottom - 3, y_bottom - 1)  # under the name written on the bar
     bar = frame[rows, x + int(0.05 * full): x + int(0.65 * full)].reshape(-1, 3).mean(0)
-    assert np.abs(bar - _colour("Orbit")).max() < 60, bar  # the bar, in the class's colour, up to its score (0.7)
+    assert np.abs(bar - label_colour("Orbit")).max() < 60, bar  # the bar, in the class's colour, up to its score (0.7)
     assert frame[rows, x + int(0.75 * full): x + int(0.95 * full)].mean() < 90  # the rest of the track is dark
     x0, y0, side = crop_box_of(128, 112)(240, 320)
     right, left = frame[y0 + side // 2, x0 + side - 5].astype(int), frame[y0 + side - 5, x0 + 5].astype(int)

@@ -15,7 +15,7 @@ import pytest
 
 from prp_deploy import Recognizer, Segmenter
 from prp_deploy.runtime.output_paths import plan_outputs
-from prp_deploy.runtime.outputs import draw_label, timeline_height
+from prp_deploy.runtime.overlay import draw_label, timeline_height
 from prp_deploy.runtime.sources import FrameReader
 from tests.av_videos import opencv_frames
 from tests.conftest import REPO, shared_clips
