@@ -88,7 +88,7 @@ def train_cmd(stage, data_root, dataset, split, backbone, depth, width, frames, 
     from dataclasses import replace
 
     from .rundir import newest_run
-    from .training.config import build_config, load_run_config
+    from .training.config_files import build_config, load_run_config
     from .training.loop import Interrupted
     from .training.pipeline import train
     from .training.resume import refuse_changes

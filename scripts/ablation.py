@@ -111,7 +111,7 @@ def main(argv=None):
         return
     # Make the dataset and its frame cache once, before parallel runs race to do it.
     from prp_deploy.data.tasks import resolve_index
-    from prp_deploy.training.config import build_config
+    from prp_deploy.training.config_files import build_config
     from prp_deploy.training.pipeline import fill_cache
 
     fill_cache(resolve_index(None, None, 1), build_config("tiny", None, {}), print)

@@ -83,7 +83,8 @@ def frozen_encoder_pretrain(root: Path, run_dir: Path, seed: int, train_args: li
     """The tiny preset's pretraining with the encoder frozen at its seeded random init."""
     from prp_deploy.data.tasks import resolve_index
     from prp_deploy.training.common import MetricsLog, StopFlag, setup_runtime
-    from prp_deploy.training.config import build_config, val_count
+    from prp_deploy.training.config import val_count
+    from prp_deploy.training.config_files import build_config
     from prp_deploy.training.loop import run_stage
     from prp_deploy.training.pipeline import fill_cache, prepare_run_dir
     from prp_deploy.training.splits import split_validation

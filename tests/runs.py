@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from prp_deploy.training.config import build_config
+from prp_deploy.training.config_files import build_config
 from prp_deploy.training.pipeline import train
 
 _made: dict[tuple, Path] = {}

@@ -19,7 +19,7 @@ from prp_deploy.export.pipeline import ExportOptions, export
 from prp_deploy.models import registry
 from prp_deploy.runtime import artifacts
 from prp_deploy.runtime.run import RunOptions, run
-from prp_deploy.training.config import build_config
+from prp_deploy.training.config_files import build_config
 from prp_deploy.training.pipeline import train
 from tests.conftest import shared_clips
 

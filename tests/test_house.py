@@ -13,7 +13,6 @@ MAX_MODULE_LINES, MAX_FUNCTION_LINES = 300, 60
 KNOWN_LONG_MODULES = {
     "prp_deploy/cli.py": 516,
     "prp_deploy/library/library.py": 470,
-    "prp_deploy/training/config.py": 313,
 }
 # "path:function" → lines today (the def line to the last, docstring included).
 KNOWN_LONG_FUNCTIONS = {

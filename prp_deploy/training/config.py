@@ -1,7 +1,7 @@
 """Training configuration: small frozen dataclasses, YAML only at the edge.
 
 A run's `config.yaml` is `TrainConfig.to_dict()`; `--config FILE.yaml` is merged onto a
-preset and flags onto that, and the result is typed by cattrs: an unknown key, a value of
+preset and flags onto that (config_files.py: build_config, load_run_config), and the result is typed by cattrs: an unknown key, a value of
 the wrong type (`workers: 2.5`) or a bad value is one line naming the key and the file (a
 misspelt option must fail where it was written, not be ignored). Numbers YAML reads as
 strings (`lr: 1e-3`) are taken as floats.
@@ -9,18 +9,15 @@ strings (`lr: 1e-3`) are taken as floats.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import cattrs
 
 from ..data.preprocess import Preprocess
 from ..data.splits import held_out_count
 from ..errors import PRPError
-from ..rundir import CONFIG_FILE, read_run_config, read_yaml
 from ..models import EncoderConfig, check_input_shape
 
 SCHEMA_VERSION = 2  # 2: data.preprocess holds the preprocessing spec (1 had its fields in data)
@@ -119,7 +116,7 @@ class TrainConfig:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
-        return json.loads(json.dumps(_converter.unstructure(self)))  # tuples → lists, a plain YAML-able tree
+        return json.loads(json.dumps(converter.unstructure(self)))  # tuples → lists, a plain YAML-able tree
 
     def hash(self) -> str:
         """Identity of what was trained (device and worker count excluded: they do not change the result)."""
@@ -224,88 +221,13 @@ def _number(value, _) -> float:
         raise wrong from None
 
 
-_converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
-_converter.register_structure_hook(int, _strict(int, "an integer"))
-_converter.register_structure_hook(bool, _strict(bool, "true or false"))
-_converter.register_structure_hook(str, _strict(str, "a string"))
-_converter.register_structure_hook(float, _number)
-_converter.register_structure_hook(Preprocess, lambda value, _: Preprocess.from_dict(value))
-_converter.register_unstructure_hook(Preprocess, Preprocess.to_dict)
-
-
-def _message(e: Exception, _type) -> str:
-    if isinstance(e, cattrs.errors.ForbiddenExtraKeysError):
-        known = ", ".join(sorted(f.name for f in dataclasses.fields(e.cl))) if dataclasses.is_dataclass(e.cl) else ""
-        return f"unknown key {', '.join(map(repr, sorted(e.extra_fields)))}" + (f" (known: {known})" if known else "")
-    if isinstance(e, (TypeError, PRPError)):
-        return str(e)
-    return cattrs.v.format_exception(e, _type)
-
-
-def _typed(d: dict, where: str) -> TrainConfig:
-    """The config tree `d` as a TrainConfig; every problem in one line naming the key and `where`."""
-    try:
-        return _converter.structure(d, TrainConfig)
-    except cattrs.errors.BaseValidationError as e:
-        lines = []
-        for message in cattrs.transform_error(e, path="$", format_exception=_message):
-            what, _, at = message.rpartition(" @ ")
-            at = at.removeprefix("$").lstrip(".")
-            lines.append(f"{at}: {what}" if at else what)
-        raise PRPError(f"{where}: " + "; ".join(lines)) from None
-
-
-def _validated(cfg: TrainConfig, where: str) -> TrainConfig:
-    try:
-        return cfg.validate()
-    except PRPError as e:
-        raise PRPError(f"{where}: {e}") from None
-
-
-def _merged(base: dict, overrides: dict) -> dict:
-    """`base` with `overrides` applied, mapping by mapping (a value that is not a mapping replaces)."""
-    out = dict(base)
-    for k, v in overrides.items():
-        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def _migrate(d: dict, where: str) -> dict:
-    """A config.yaml or YAML file of an older schema, in today's. A file without a
-    schema_version that puts the preprocessing keys in `data` is read as schema 1 did."""
-    version = d.pop("schema_version", None)
-    if version in (1, None) and isinstance(d.get("data"), dict):
-        data = d["data"]
-        moved = {k: data.pop(k) for k in ("short_side", "frames", "crop", "mean", "std") if k in data}
-        if moved:
-            data["preprocess"] = {**moved, **data.get("preprocess", {})}
-    elif version not in (None, SCHEMA_VERSION):
-        raise PRPError(f"{where}: schema_version {version} is not supported (expected {SCHEMA_VERSION})")
-    for informational in ("config_hash", "versions"):  # a run's config.yaml carries these beside the config
-        d.pop(informational, None)
-    return d
-
-
-def build_config(preset: str | None, config_file: Path | None, overrides: dict) -> TrainConfig:
-    """preset → YAML file → flag overrides, typed and validated at each step."""
-    file_dict = _migrate(read_yaml(config_file), str(config_file)) if config_file is not None else {}
-    has_data = overrides.get("data", {}).get("data") or (isinstance(file_dict.get("data"), dict) and file_dict["data"].get("data"))
-    preset = preset or file_dict.get("preset") or ("paper" if has_data else "tiny")
-    file_dict.pop("preset", None)
-    if preset not in PRESETS:
-        raise PRPError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    base = _converter.unstructure(PRESETS[preset]())
-    where = str(config_file or "config")
-    _validated(_typed(_merged(base, file_dict), where), where)  # a file's mistakes are named as the file's
-    where = f"{where} + flags" if config_file else "flags"
-    cfg = _typed(_merged(_merged(base, file_dict), overrides), where)
-    return _validated(replace(cfg, preset=preset), where)
-
-
-def load_run_config(run_dir: Path) -> TrainConfig:
-    """The config a run was made with (its config.yaml)."""
-    where = str(Path(run_dir) / CONFIG_FILE)
-    return _validated(_typed(_migrate(read_run_config(run_dir), where), where), where)
+converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+converter.register_structure_hook(int, _strict(int, "an integer"))
+converter.register_structure_hook(bool, _strict(bool, "true or false"))
+converter.register_structure_hook(str, _strict(str, "a string"))
+converter.register_structure_hook(float, _number)
+converter.register_structure_hook(Preprocess, lambda value, _: Preprocess.from_dict(value))
+converter.register_unstructure_hook(Preprocess, Preprocess.to_dict)
 
 
 def val_count(cfg: TrainConfig, dataset: str, n_train: int) -> int:

@@ -27,7 +27,7 @@ from ..files import atomic_write
 from ..models import ActionRecognizer, PRPModel, build_encoder, encoder_config_of, load_encoder_weights
 from ..rundir import load_checkpoint, versions
 from .common import setup_runtime
-from .config import load_run_config
+from .config_files import load_run_config
 from .evaluate import pretext, recognition, retrieval
 from .stages import pretext_clips
 

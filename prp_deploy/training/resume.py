@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import PRPError
-from .config import TrainConfig, build_config
+from .config import TrainConfig
+from .config_files import build_config
 
 # What --resume may change: what does not change the result so far (where it runs, and more epochs).
 RESUMABLE = {("device",), ("data", "workers"), ("pretrain", "epochs"), ("finetune", "epochs")}

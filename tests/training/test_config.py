@@ -1,7 +1,8 @@
 import pytest
 
 from prp_deploy.errors import PRPError
-from prp_deploy.training.config import TrainConfig, build_config, load_run_config, val_count
+from prp_deploy.training.config import TrainConfig, val_count
+from prp_deploy.training.config_files import build_config, load_run_config
 
 
 def test_preset_then_file_then_flags(tmp_path):

@@ -9,7 +9,7 @@ from prp_deploy.data.clips import DecodedFrames, PretrainClips
 from prp_deploy.data.datasets import ucf101_index
 from prp_deploy.data.synth import SynthSpec, write_synthetic
 from prp_deploy.models import PRPModel, build_encoder
-from prp_deploy.training.config import build_config
+from prp_deploy.training.config_files import build_config
 from prp_deploy.training.losses import prp_loss
 from prp_deploy.training.optim import make_optimizer
 

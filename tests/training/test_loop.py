@@ -120,7 +120,7 @@ def test_average_makes_best_the_mean_of_the_last_epochs(tmp_path):
 def test_select_is_validated_and_keeps_old_hashes(tmp_path):
     from prp_deploy.errors import PRPError
     from prp_deploy.rundir import write_run_config
-    from prp_deploy.training.config import build_config, load_run_config
+    from prp_deploy.training.config_files import build_config, load_run_config
 
     tiny, paper = build_config("tiny", None, {}), build_config("paper", None, {})
     assert tiny.pretrain.select == "average" and paper.pretrain.select == "val_loss"  # measured (tiny) / the paper's rule

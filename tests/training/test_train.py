@@ -16,7 +16,7 @@ from prp_deploy.contracts import validate
 from prp_deploy.data.synth import SynthSpec, write_synthetic
 from prp_deploy.errors import PRPError
 from prp_deploy.rundir import load_checkpoint
-from prp_deploy.training.config import build_config
+from prp_deploy.training.config_files import build_config
 from prp_deploy.training.pipeline import train
 
 
