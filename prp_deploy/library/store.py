@@ -233,3 +233,17 @@ def _newest_rows(sources: list[str], statuses: list[str]) -> list[int]:
 def normalise(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, np.float32)
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def library_versions() -> dict:
+    """Versions of what made the rows, read from package metadata (nothing imported: not torch)."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("prp-deploy", "numpy", "opencv-python-headless", "onnxruntime", "onnxruntime-gpu", "tensorrt", "pyarrow", "faiss-cpu", "ray"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass  # not installed here (onnxruntime-gpu, tensorrt, ray are optional): nothing to record
+    return out
