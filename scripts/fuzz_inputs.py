@@ -35,7 +35,7 @@ def run_case(src: str, kind: str, at: float, size: float, seed: int, other: str,
     from prp_deploy.data.tasks import probe_one
     from prp_deploy.data.video import iter_frames, probe
     from prp_deploy.errors import PRPError
-    from prp_deploy.runtime.run import RunOptions, run
+    from prp_deploy.runtime.run import RunOptions, RunOutputs, RunSettings, run
 
     path = Corruption(kind, at, size, seed).write(Path(src), Path(work) / f"case{Path(src).suffix}", Path(other))
     spec = Preprocess(short_side=40, crop=32, frames=8)
@@ -46,8 +46,8 @@ def run_case(src: str, kind: str, at: float, size: float, seed: int, other: str,
         "eval_loader": lambda: EvalClips([Video(path, 0)], spec, 2)[0] is not None,
         "train_loader": lambda: PretrainClips([Video(path, 0)], DecodedFrames(40), clip_len=8, crop=32, rec_rate=2)[0] is not None,
         # A random-init model: the readers are under test, not the model, whose parity fails as degenerate.
-        "run": lambda: run(str(path), export, opts=RunOptions(task="recognize"), out=Path(work) / "w.jsonl",
-                           allow_unverified=True)["totals"]["windows"],
+        "run": lambda: run(str(path), model=export, options=RunSettings(windows=RunOptions(task="recognize"), allow_unverified=True,
+                                                                          outputs=RunOutputs(out=Path(work) / "w.jsonl")))["totals"]["windows"],
     }
     outcome = {}
     for name, fn in targets.items():

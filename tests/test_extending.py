@@ -18,7 +18,7 @@ from prp_deploy.export import build as export_build
 from prp_deploy.export.pipeline import ExportOptions, export
 from prp_deploy.models import registry
 from prp_deploy.runtime import artifacts
-from prp_deploy.runtime.run import RunOptions, run
+from prp_deploy.runtime.run import RunOptions, RunSettings, run
 from prp_deploy.training.config_files import build_config
 from prp_deploy.training.pipeline import train
 from tests.conftest import shared_clips
@@ -77,8 +77,8 @@ def test_a_toy_backbone_and_a_toy_artefact_run_end_to_end(toy_table, tmp_path):
     rec = Recognizer(out / "export" / "model_opt.onnx")  # served: parity passed this file
     assert rec.backend.verified and rec.backend.path.name == "model_opt.onnx"
     video = shared_clips("ucf101") / "v_BaseballPitch_g03_c01.avi"
-    a = run(str(video), out / "export" / "model_opt.onnx", opts=RunOptions(task="recognize"))
-    b = run(str(video), out / "export" / "model.onnx", opts=RunOptions(task="recognize"))
+    a = run(str(video), model=out / "export" / "model_opt.onnx", options=RunSettings(windows=RunOptions(task="recognize")))
+    b = run(str(video), model=out / "export" / "model.onnx", options=RunSettings(windows=RunOptions(task="recognize")))
     assert a["sources"][0]["video_top1"] == b["sources"][0]["video_top1"] and a["sources"][0]["windows"] == b["sources"][0]["windows"] > 5
 
 

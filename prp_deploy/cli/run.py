@@ -62,7 +62,7 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
     """Stream SOURCES through the model: video files, folders (searched recursively), globs, webcam
     indexes such as 0, URLs, or @LIST.txt (one source a line). Several sources share one engine.
     Exit 0 when every source succeeded, 1 when any failed, 2 for a usage error."""
-    from ..runtime.run import DEFAULT_MAX_OPEN, RunOptions, RunOutputs, SegmentOptions, StreamError, run
+    from ..runtime.run import DEFAULT_MAX_OPEN, RunOptions, RunOutputs, RunSettings, SegmentOptions, StreamError, run
     from ..runtime.stopping import StopRequest, stop_on_signals
     from ..runtime.summary import format_summary
 
@@ -86,8 +86,8 @@ def run_cmd(sources, model, backend, precision, task, stride, sample_rate, batch
         from ..export.reference import torch_reference as reference
     with stop_on_signals(StopRequest()) as stop:  # SIGTERM, SIGHUP, Ctrl-C: a graceful stop, every output whole
         try:
-            summary = run(list(sources), model, backend, opts, say=say, reference=reference, precision=precision, outputs=outputs,
-                          allow_unverified=allow_unverified, stop=stop)
+            settings = RunSettings(backend=backend, precision=precision, allow_unverified=allow_unverified, windows=opts, outputs=outputs)
+            summary = run(list(sources), model=model, options=settings, say=say, reference=reference, stop=stop)
         except StreamError as e:  # the one source failed after it gave frames: its summary (counts, outages) still comes, then why
             row = e.summary["sources"][0] if e.summary and e.summary["sources"] else {}
             if row.get("frames") or row.get("reconnect_attempts"):

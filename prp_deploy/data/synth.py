@@ -99,6 +99,57 @@ def _contrasting_colour(rng: np.random.Generator, bg: np.ndarray) -> tuple[float
     return tuple(float(v) for v in c)
 
 
+@dataclass
+class _Track:
+    """Where one object is at each frame, as `motion` moves it (see _render)."""
+    motion: str
+    ox: float  # top-left corner of the central S×S square
+    oy: float
+    side: float  # S
+    size: float  # the object's radius
+    speed: float
+    x0: float
+    y0: float
+    angle0: float
+    direction: int  # Orbit: 1 or -1
+    radius: float  # Orbit
+    centre: tuple[float, float]  # Orbit, Shake
+    period: float  # Shake
+    amplitude: float  # Shake
+    lo_size: float  # Grow/Shrink
+    hi_size: float
+    cycle: float  # Grow/Shrink: frames from small to large
+    height: int
+
+    def wrapped(self, v: float, origin: float) -> float:
+        """Positions wrap outside the central square's edge, the object fully out."""
+        return origin - self.size + (v - origin + self.size) % (self.side + 2 * self.size)
+
+    def at(self, t: int, rng: np.random.Generator, cycle_pos: dict) -> tuple[float, float, float]:
+        """(x, y, radius) at frame t; Grow/Shrink draws a new place from `rng` at each new cycle."""
+        x, y, s, m = self.x0, self.y0, self.size, self.motion
+        if m in ("SlideRight", "SlideLeft"):
+            x = self.wrapped(self.x0 + (1 if m == "SlideRight" else -1) * self.speed * t, self.ox)
+        elif m in ("SlideDown", "SlideUp"):
+            y = self.wrapped(self.y0 + (1 if m == "SlideDown" else -1) * self.speed * t, self.oy)
+        elif m == "Orbit":
+            a = self.angle0 + self.direction * self.speed * t / self.radius
+            x, y = self.centre[0] + self.radius * math.cos(a), self.centre[1] + self.radius * math.sin(a)
+        elif m == "Shake":
+            x = self.centre[0] + self.amplitude * math.sin(self.angle0 + 2 * math.pi * t / self.period)
+            y = self.centre[1] + (self.y0 - self.height / 2) * 0.5
+        elif m in ("Grow", "Shrink"):
+            # Exponential growth (or shrinkage) over one cycle; each new cycle is a new object at
+            # a new place, so the reset reads as a cut, not as the opposite motion.
+            k, phase = divmod(t / self.cycle + self.angle0 / (2 * math.pi), 1.0)
+            if k not in cycle_pos:
+                cycle_pos[k] = (self.ox + rng.uniform(0.25, 0.75) * self.side, self.oy + rng.uniform(0.25, 0.75) * self.side)
+            x, y = cycle_pos[k]
+            frac = phase if m == "Grow" else 1.0 - phase
+            s = self.lo_size * (self.hi_size / self.lo_size) ** frac
+        return x, y, s
+
+
 def _render(motion: str, rng: np.random.Generator, bg: np.ndarray, n: int) -> list[np.ndarray]:
     """Frames of one video: one object moving as `motion` says, over `bg` (float32 BGR), uint8 BGR out.
 
@@ -127,38 +178,11 @@ def _render(motion: str, rng: np.random.Generator, bg: np.ndarray, n: int) -> li
     growth = 1 + speed / (3 * size)  # Grow/Shrink: radius ×(1.06-1.19) per frame
     lo_size, hi_size = 0.05 * side, 0.25 * side
     cycle = math.log(hi_size / lo_size) / math.log(growth)  # frames from small to large
-    wrap = side + 2 * size  # positions wrap outside the central square's edge, object fully out
-
-    def wrapped(v: float, origin: float) -> float:
-        return origin - size + (v - origin + size) % wrap
-
-    frames = []
-    cycle_pos = {}
+    track = _Track(motion, ox, oy, side, size, speed, x0, y0, angle0, direction, radius, centre, period, amplitude,
+                   lo_size, hi_size, cycle, h)
+    frames, cycle_pos = [], {}
     for t in range(n):
-        x, y, s = x0, y0, size
-        if motion == "SlideRight":
-            x = wrapped(x0 + speed * t, ox)
-        elif motion == "SlideLeft":
-            x = wrapped(x0 - speed * t, ox)
-        elif motion == "SlideDown":
-            y = wrapped(y0 + speed * t, oy)
-        elif motion == "SlideUp":
-            y = wrapped(y0 - speed * t, oy)
-        elif motion == "Orbit":
-            a = angle0 + direction * speed * t / radius
-            x, y = centre[0] + radius * math.cos(a), centre[1] + radius * math.sin(a)
-        elif motion == "Shake":
-            x = centre[0] + amplitude * math.sin(angle0 + 2 * math.pi * t / period)
-            y = centre[1] + (y0 - h / 2) * 0.5
-        elif motion in ("Grow", "Shrink"):
-            # Exponential growth (or shrinkage) over one cycle; each new cycle is a new object at
-            # a new place, so the reset reads as a cut, not as the opposite motion.
-            k, phase = divmod(t / cycle + angle0 / (2 * math.pi), 1.0)
-            if k not in cycle_pos:
-                cycle_pos[k] = (ox + rng.uniform(0.25, 0.75) * side, oy + rng.uniform(0.25, 0.75) * side)
-            x, y = cycle_pos[k]
-            frac = phase if motion == "Grow" else 1.0 - phase
-            s = lo_size * (hi_size / lo_size) ** frac
+        x, y, s = track.at(t, rng, cycle_pos)
         frame = bg.copy()
         _draw(frame, shape, (x, y), s, colour, angle0 + spin * t)
         noise = rng.normal(0, 2.0, size=frame.shape).astype(np.float32)  # sensor noise, fresh each frame

@@ -83,59 +83,72 @@ def compare(ref: np.ndarray, out: np.ndarray, output: str, precision: str, atol:
              "max_rel": float(rel[meaningful].max()) if meaningful.any() else 0.0,
              "median_abs": float(np.median(diff)), "finite": bool(np.isfinite(out).all())}
     if output == "features":
-        cos = _cosine_rows(ref, out)
-        stats["min_cosine"] = float(cos.min())
-        stats["p5_cosine"] = float(np.percentile(cos, 5))
-        stats["mean_cosine"] = float(cos.mean())
-        stats["spread_ratio"] = float(out.std(0).mean() / max(ref.std(0).mean(), 1e-30)) if len(ref) > 1 else 1.0
-        stats["cosines"] = [round(float(c), 7) for c in cos]  # per clip: the report's histogram
+        stats.update(_feature_stats(ref, out))
     if output == "logits":
-        top_ref, top_out = np.argsort(-ref, 1), np.argsort(-out, 1)
-        k = min(5, ref.shape[1])
-        stats["top1_agree"] = float((top_ref[:, 0] == top_out[:, 0]).mean())
-        stats["top5_overlap"] = float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(top_ref, top_out)]))
-        srt = np.sort(ref, 1)
-        margin = srt[:, -1] - srt[:, -2] if ref.shape[1] > 1 else np.full(len(ref), np.inf)
-        clear = margin > (INT8_RULES["tie_margin"] if precision == "int8" else FP16_TIE_MARGIN)
-        stats["classes_predicted"] = int(len(set(top_out[:, 0].tolist())))
-        stats["classes_reference"] = int(len(set(top_ref[:, 0].tolist())))
-        stats["near_ties"] = int((~clear).sum())
-        stats["judged"] = int(clear.sum())
-        stats["top1_agree_clear"] = float((top_ref[clear, 0] == top_out[clear, 0]).mean()) if clear.any() else 0.0
+        stats.update(_logit_stats(ref, out, precision))
     if precision == "fp32":
         failing = (diff > atol) & (diff > rtol * np.abs(ref))
         stats["failing_elements"] = int(failing.sum())
-        check.thresholds = {"atol": atol, "rtol": rtol, "rule": "an element fails if it exceeds both atol and rtol*|ref|"}
-        check.passed = bool(stats["finite"] and not failing.any())
-    elif precision == "int8":
-        check.thresholds = {**INT8_RULES, "rule": "features: mean and 5th-percentile cosine, spread kept; logits: top-1 agreement "
-                                                  "where the FP32 margin > tie_margin, more than one class where FP32 has more"}
-        if output == "features":
-            check.passed = bool(stats["finite"] and stats["mean_cosine"] >= INT8_RULES["mean_cosine"]
-                                and stats["p5_cosine"] >= INT8_RULES["p5_cosine"] and stats["spread_ratio"] >= INT8_RULES["min_spread_ratio"])
-        else:
-            collapsed = stats["classes_predicted"] == 1 and stats["classes_reference"] > 1
-            check.passed = bool(stats["finite"] and not collapsed and stats["top1_agree_clear"] >= INT8_RULES["top1_agree_clear"])
-    else:
-        check.thresholds = {"min_cosine": FP16_MIN_COSINE, "tie_margin": FP16_TIE_MARGIN,
-                            "rule": "features: cosine >= min_cosine per clip; logits: identical top-1 where the FP32 margin > tie_margin"}
-        if output == "features":
-            check.passed = bool(stats["finite"] and stats["min_cosine"] >= FP16_MIN_COSINE)
-        else:
-            check.passed = bool(stats["finite"] and stats["top1_agree_clear"] == 1.0)
+    check.thresholds, check.passed = _rule(precision, output, stats, atol, rtol)
     check.thresholds["min_judged"] = min_judged
-    by_top1 = output == "logits" and precision != "fp32"  # FP32's rule is elementwise: every clip counts
-    judged = stats["judged"] if by_top1 else check.clips
-    if judged < min_judged:
-        what = "clips have a clear FP32 margin" if by_top1 else "clips were compared"
-        stats["error"] = f"only {judged} of {check.clips} {what}; at least {min_judged} are needed to judge (use more --parity-clips)"
-        check.passed = False
-    elif min_judged > 0 and output == "logits" and stats["classes_reference"] == 1 and ref.shape[1] > 1:
-        stats["error"] = (f"the FP32 reference predicts one class on all {check.clips} clips: a degenerate model (or clips of one "
-                          "class), so agreement compares nothing")
-        check.passed = False
+    error = _too_little_judged(stats, output, precision, check.clips, min_judged, ref.shape[1] if ref.ndim > 1 else 1)
+    if error:
+        stats["error"], check.passed = error, False
     check.stats = stats
     return check
+
+
+def _feature_stats(ref: np.ndarray, out: np.ndarray) -> dict:
+    cos = _cosine_rows(ref, out)
+    return {"min_cosine": float(cos.min()), "p5_cosine": float(np.percentile(cos, 5)), "mean_cosine": float(cos.mean()),
+            "spread_ratio": float(out.std(0).mean() / max(ref.std(0).mean(), 1e-30)) if len(ref) > 1 else 1.0,
+            "cosines": [round(float(c), 7) for c in cos]}  # per clip: the report's histogram
+
+
+def _logit_stats(ref: np.ndarray, out: np.ndarray, precision: str) -> dict:
+    top_ref, top_out = np.argsort(-ref, 1), np.argsort(-out, 1)
+    k = min(5, ref.shape[1])
+    srt = np.sort(ref, 1)
+    margin = srt[:, -1] - srt[:, -2] if ref.shape[1] > 1 else np.full(len(ref), np.inf)
+    clear = margin > (INT8_RULES["tie_margin"] if precision == "int8" else FP16_TIE_MARGIN)
+    return {"top1_agree": float((top_ref[:, 0] == top_out[:, 0]).mean()),
+            "top5_overlap": float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(top_ref, top_out)])),
+            "classes_predicted": int(len(set(top_out[:, 0].tolist()))), "classes_reference": int(len(set(top_ref[:, 0].tolist()))),
+            "near_ties": int((~clear).sum()), "judged": int(clear.sum()),
+            "top1_agree_clear": float((top_ref[clear, 0] == top_out[clear, 0]).mean()) if clear.any() else 0.0}
+
+
+def _rule(precision: str, output: str, stats: dict, atol: float, rtol: float) -> tuple[dict, bool]:
+    """(thresholds, passed): the rule `precision` names, applied to the statistics."""
+    if precision == "fp32":
+        return ({"atol": atol, "rtol": rtol, "rule": "an element fails if it exceeds both atol and rtol*|ref|"},
+                bool(stats["finite"] and stats["failing_elements"] == 0))
+    if precision == "int8":
+        thresholds = {**INT8_RULES, "rule": "features: mean and 5th-percentile cosine, spread kept; logits: top-1 agreement "
+                                            "where the FP32 margin > tie_margin, more than one class where FP32 has more"}
+        if output == "features":
+            return thresholds, bool(stats["finite"] and stats["mean_cosine"] >= INT8_RULES["mean_cosine"]
+                                    and stats["p5_cosine"] >= INT8_RULES["p5_cosine"] and stats["spread_ratio"] >= INT8_RULES["min_spread_ratio"])
+        collapsed = stats["classes_predicted"] == 1 and stats["classes_reference"] > 1
+        return thresholds, bool(stats["finite"] and not collapsed and stats["top1_agree_clear"] >= INT8_RULES["top1_agree_clear"])
+    thresholds = {"min_cosine": FP16_MIN_COSINE, "tie_margin": FP16_TIE_MARGIN,
+                  "rule": "features: cosine >= min_cosine per clip; logits: identical top-1 where the FP32 margin > tie_margin"}
+    if output == "features":
+        return thresholds, bool(stats["finite"] and stats["min_cosine"] >= FP16_MIN_COSINE)
+    return thresholds, bool(stats["finite"] and stats["top1_agree_clear"] == 1.0)
+
+
+def _too_little_judged(stats: dict, output: str, precision: str, clips: int, min_judged: int, classes: int) -> str | None:
+    """Why the check cannot judge (too few clips, or a reference that predicts one class), or None."""
+    by_top1 = output == "logits" and precision != "fp32"  # FP32's rule is elementwise: every clip counts
+    judged = stats["judged"] if by_top1 else clips
+    if judged < min_judged:
+        what = "clips have a clear FP32 margin" if by_top1 else "clips were compared"
+        return f"only {judged} of {clips} {what}; at least {min_judged} are needed to judge (use more --parity-clips)"
+    if min_judged > 0 and output == "logits" and stats["classes_reference"] == 1 and classes > 1:
+        return (f"the FP32 reference predicts one class on all {clips} clips: a degenerate model (or clips of one "
+                "class), so agreement compares nothing")
+    return None
 
 
 def judge_int8(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict:

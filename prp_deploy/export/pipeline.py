@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import PRPError
+from ..data.preprocess import Preprocess
 from ..files import atomic_write
 from ..rundir import MODEL_INFO_FILE, newest_run
 from ..runtime.artifacts import ARTIFACTS, EXPLAIN_ROW, sha256
@@ -40,7 +41,7 @@ from .metadata import gflops_per_clip, model_metadata, preprocess_of
 from .parity import INT8_RULES, MIN_JUDGED, Check, ParityReport, compare
 from .parity_clips import parity_videos, real_clips, run_batched, run_index, video_predictions
 from .tensorrt_build import Int8Declined, TensorRTUnavailable
-from .torch_backend import TorchBackend, load_model, resolve_checkpoint
+from .torch_backend import LoadedModel, TorchBackend, load_model, resolve_checkpoint
 
 
 @dataclass
@@ -160,7 +161,19 @@ def _build_rows(planned: list, inputs: BuildInputs, say) -> tuple[dict, dict, di
     return inputs.built, not_built, declined
 
 
-def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> ExportResult:
+@dataclass
+class _Source:
+    """What an export reads from its run: the checkpoint's model, its reference and model.json."""
+    ckpt: Path
+    model: LoadedModel
+    out: Path
+    spec: Preprocess
+    clip_shape: tuple[int, int, int, int]
+    torch_ref: TorchBackend
+    meta: dict
+
+
+def _load_source(source: Path | None, opts: ExportOptions) -> _Source:
     source = Path(source) if source else newest_run()
     ckpt = resolve_checkpoint(source, opts.stage)
     model = load_model(ckpt, opts.stage)
@@ -172,69 +185,25 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     feature_dim = int(torch_ref.run(np.zeros((1, *clip_shape), np.float32))["features"].shape[1])
     meta = {**model_metadata(model, feature_dim), "gflops_per_clip": gflops_per_clip(model.module, clip_shape)}
     parse_model_info(meta, "model metadata")  # what the runtime will read must parse
+    return _Source(ckpt, model, out, spec, clip_shape, torch_ref, meta)
 
+
+def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> ExportResult:
+    """Build the artefacts `opts` asks for from a run (default: the newest), check each against the
+    PyTorch FP32 model on real clips, and write parity.json beside them (see the module's docstring)."""
+    src = _load_source(source, opts)
+    out, model = src.out, src.model
     # The run's dataset split, read once: its test videos judge, its training videos calibrate INT8.
     index = run_index(model, say) if not opts.parity_videos or opts.int8 else None
     planned = build_order(opts.wanted())
-
-    # Build: each wanted row of the artefact table, its sources first.
-    facts, checked = {}, []
-    not_built: dict[str, tuple[str, bool]] = {}  # artefact name → (why, for want of TensorRT or a GPU)
-    unchecked: dict[str, str] = {}  # file → why it could not be opened for parity here
-    if not opts.verify_only:
-        for leftover in out.glob(".*.tmp"):  # temp files of an export killed mid-write (atomic_write renames only whole files)
-            leftover.unlink(missing_ok=True)
-        say(f"export: {ckpt} ({model.kind}, {meta['backbone']['backbone']}) → {out}")
-        atomic_write(out / MODEL_INFO_FILE, json.dumps(meta, indent=2))
-        inputs = BuildInputs(model, clip_shape, meta, opts.batch, out, opts.int8_options,
-                             calibration(index, model.state.get("config", {}), spec, opts.int8_options.calib_clips, say,
-                                         opts.int8_options.fallback) if opts.int8 else None, say)
-        facts, not_built, declined = _build_rows(planned, inputs, say)
-    else:
-        declined = _previous(out / "parity.json", "declined")  # what the build declined stays declined when re-checked
+    facts, not_built, declined = _build(src, opts, index, planned, say)
     rows = [a for a in ARTIFACTS.values() if (out / a.file).exists() and a.name not in not_built and (opts.verify_only or a in planned)]
-
-    # Parity: the same real clips through every artefact and the PyTorch FP32 model.
-    clips, used = real_clips(parity_videos(opts.parity_videos, index), spec, opts.parity_clips)
-    random = np.random.default_rng(0).random((opts.random_clips, *clip_shape), dtype=np.float32)
-    ref, ref_random = torch_ref.run(clips), (torch_ref.run(random) if opts.random_clips else {})
-    report = ParityReport(clips=len(clips), videos=used)
-    int8: dict = {}  # INT8 backends, judged on the test videos too, in one decoding pass
-    opened: dict = {}  # artefact name → its backend, checked now
-    for a in rows:
-        try:
-            backend = open_artifact(out / a.file, a, "cpu", verify=False)
-        except PRPError as e:
-            if not a.needs_gpu:
-                raise
-            unchecked[a.file] = str(e)
-            say(f"export: {a.file} cannot be opened here, not checked: {e}")
-            continue
-        checked.append(a.file)
-        opened[a.name] = backend
-        references, outputs = (("real", ref), ("random", ref_random)), model.outputs
-        if a.name == EXPLAIN_ROW:  # its maps too, against the PyTorch model's own
-            explain_ref = explain_reference(model)
-            references = (("real", explain_ref.run(clips)), ("random", explain_ref.run(random) if opts.random_clips else {}))
-            outputs = explain_outputs(model)
-        for inputs, reference in references:
-            if not reference:
-                continue
-            got = run_batched(backend, clips if inputs == "real" else random)
-            for output in outputs:
-                c = compare(reference[output], got.get(output, np.empty(0)), output, a.parity, opts.atol, opts.rtol,
-                            min_judged=MIN_JUDGED if inputs == "real" else 0,  # random tensors: reported, never judged
-                            artifact=a.file, backend=backend.name, inputs=inputs)
-                c.gating = inputs == "real"  # random tensors are reported, not judged: they are not video
-                report.checks.append(c)
-        if a.parity == "int8" and opts.accuracy_check and not opts.parity_videos and "logits" in model.outputs:
-            int8[a.file] = backend
-    if int8:
-        report.checks += accuracy_checks(int8, torch_ref, index.test, spec)
+    report, opened, unchecked = _check_parity(src, opts, index, rows, say)
+    checked = [ARTIFACTS[n].file for n in opened]
     sources_declined = {ARTIFACTS[a.source].file for a in ARTIFACTS.values() if a.file in declined}
     for c in report.checks:  # a graph whose engine was declined serves nothing: its checks inform, the export stands without it
         c.gating = c.gating and c.artifact not in sources_declined
-    speed = int8_speed(opened, clip_shape)
+    speed = int8_speed(opened, src.clip_shape)
     lines = [speed_line(ARTIFACTS[n].file, r, report.artifact_passed(ARTIFACTS[n].file)) for n, r in speed.items()]
     for line in lines:
         say(f"export: {line}")
@@ -243,23 +212,82 @@ def export(source: Path | None, opts: ExportOptions, say: Callable[[str], None] 
     stale = [a.file for a in ARTIFACTS.values() if (out / a.file).exists() and a.file not in checked]
     for name in stale:
         say(f"export: {name} is from an earlier export and was not rebuilt or checked now")
-    trt_reason = not_built.get("tensorrt", (None,))[0]
     # Each checked artefact's sha256: the runtime refuses a file that is not the one judged here.
     hashes = {name: sha256(out / name) for name in checked}
     previous = _previous(out / "parity.json", "sha256")
     for name in (n for n in checked if previous.get(n) not in (None, hashes[n]) and opts.verify_only):
         say(f"export: {name} changed since the last parity check (sha256 differs); judged again now")
-    report_dict = {**report.to_dict(), "source": str(ckpt), "build": facts, "tensorrt_skipped": trt_reason, "not_checked": stale,
-                   "not_built": {ARTIFACTS[n].file: why for n, (why, _) in not_built.items()}, "not_opened": unchecked,
+    report_dict = {**report.to_dict(), "source": str(src.ckpt), "build": facts, "tensorrt_skipped": not_built.get("tensorrt", (None,))[0],
+                   "not_checked": stale, "not_built": {ARTIFACTS[n].file: why for n, (why, _) in not_built.items()}, "not_opened": unchecked,
                    "sha256": hashes, "speed": {ARTIFACTS[n].file: r for n, r in speed.items()}, "declined": declined or None}
     atomic_write(out / "parity.json", json.dumps(_without_nulls(report_dict), indent=2))
     if opts.triton:
         from .triton import write_repository
 
-        outputs = {o: int(meta["outputs"][o][1]) for o in model.outputs}
-        for d in write_repository(out, f"prp_{meta['backbone']['backbone']}_{model.kind}", clip_shape, outputs, opts.batch, say):
+        outputs = {o: int(src.meta["outputs"][o][1]) for o in model.outputs}
+        for d in write_repository(out, f"prp_{src.meta['backbone']['backbone']}_{model.kind}", src.clip_shape, outputs, opts.batch, say):
             say(f"triton: {d}")
     if (out.parent / "eval.json").exists() and out.name == "export":  # a run's own export: its report shows the new parity
         refresh_report(out.parent, say)
     return ExportResult(out, report, checked, {ARTIFACTS[n].file: why for n, (why, _) in not_built.items()},
                         bool(not_built) and all(missing for _, missing in not_built.values()), lines, declined)
+
+
+def _build(src: _Source, opts: ExportOptions, index, planned: list, say) -> tuple[dict, dict, dict]:
+    """(build facts, not built: name → (why, for want of TensorRT or a GPU), declined: file → why); nothing with --verify-only."""
+    if opts.verify_only:
+        return {}, {}, _previous(src.out / "parity.json", "declined")  # what the build declined stays declined when re-checked
+    for leftover in src.out.glob(".*.tmp"):  # temp files of an export killed mid-write (atomic_write renames only whole files)
+        leftover.unlink(missing_ok=True)
+    say(f"export: {src.ckpt} ({src.model.kind}, {src.meta['backbone']['backbone']}) → {src.out}")
+    atomic_write(src.out / MODEL_INFO_FILE, json.dumps(src.meta, indent=2))
+    calib = calibration(index, src.model.state.get("config", {}), src.spec, opts.int8_options.calib_clips, say,
+                        opts.int8_options.fallback) if opts.int8 else None
+    inputs = BuildInputs(src.model, src.clip_shape, src.meta, opts.batch, src.out, opts.int8_options, calib, say)
+    return _build_rows(planned, inputs, say)
+
+
+def _check_parity(src: _Source, opts: ExportOptions, index, rows: list, say) -> tuple[ParityReport, dict, dict]:
+    """The same real clips through every artefact and the PyTorch FP32 model: (report, name → opened
+    backend, file → why it could not be opened here)."""
+    clips, used = real_clips(parity_videos(opts.parity_videos, index), src.spec, opts.parity_clips)
+    random = np.random.default_rng(0).random((opts.random_clips, *src.clip_shape), dtype=np.float32)
+    ref, ref_random = src.torch_ref.run(clips), (src.torch_ref.run(random) if opts.random_clips else {})
+    report = ParityReport(clips=len(clips), videos=used)
+    int8: dict = {}  # INT8 backends, judged on the test videos too, in one decoding pass
+    opened, unchecked = {}, {}
+    for a in rows:
+        try:
+            backend = open_artifact(src.out / a.file, a, "cpu", verify=False)
+        except PRPError as e:
+            if not a.needs_gpu:
+                raise
+            unchecked[a.file] = str(e)
+            say(f"export: {a.file} cannot be opened here, not checked: {e}")
+            continue
+        opened[a.name] = backend
+        references, outputs = (("real", ref), ("random", ref_random)), src.model.outputs
+        if a.name == EXPLAIN_ROW:  # its maps too, against the PyTorch model's own
+            explain_ref = explain_reference(src.model)
+            references = (("real", explain_ref.run(clips)), ("random", explain_ref.run(random) if opts.random_clips else {}))
+            outputs = explain_outputs(src.model)
+        for inputs, reference in references:
+            if reference:
+                report.checks += _compare_outputs(a, backend, reference, clips if inputs == "real" else random, inputs, outputs, opts)
+        if a.parity == "int8" and opts.accuracy_check and not opts.parity_videos and "logits" in src.model.outputs:
+            int8[a.file] = backend
+    if int8:
+        report.checks += accuracy_checks(int8, src.torch_ref, index.test, src.spec)
+    return report, opened, unchecked
+
+
+def _compare_outputs(a, backend, reference: dict, inputs_array: np.ndarray, inputs: str, outputs, opts: ExportOptions) -> list[Check]:
+    got = run_batched(backend, inputs_array)
+    checks = []
+    for output in outputs:
+        c = compare(reference[output], got.get(output, np.empty(0)), output, a.parity, opts.atol, opts.rtol,
+                    min_judged=MIN_JUDGED if inputs == "real" else 0,  # random tensors: reported, never judged
+                    artifact=a.file, backend=backend.name, inputs=inputs)
+        c.gating = inputs == "real"  # random tensors are reported, not judged: they are not video
+        checks.append(c)
+    return checks

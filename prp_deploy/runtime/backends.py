@@ -8,9 +8,11 @@ the model code and lives in `prp_deploy.export.torch_backend`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
 
 import numpy as np
 
@@ -227,12 +229,26 @@ def open_artifact(path: Path, artifact: Artifact, device: str = "auto", verify: 
     backend = engine(path, device, threads) if threads and artifact.engine == "onnxruntime" else engine(path, device)
     backend.verified = why is None if verify else None
     backend.precision = artifact.precision
-    global engine_starts
-    engine_starts += 1
+    counter = _engine_starts.get()
+    if counter is not None:
+        counter[0] += 1
     return backend
 
 
-engine_starts = 0  # engines constructed in this process (summary.json reports a run's count: one engine for all its sources)
+# Engines constructed by the run counting them in this thread (summary.json reports a run's
+# count: one engine for all its sources); a context variable, so runs in other threads keep theirs.
+_engine_starts: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("prp_engine_starts", default=None)
+
+
+@contextlib.contextmanager
+def counting_engine_starts() -> Iterator[list[int]]:
+    """Count the engines opened in this thread inside the block: `with counting_engine_starts() as n: ...; n[0]`."""
+    counter = [0]
+    token = _engine_starts.set(counter)
+    try:
+        yield counter
+    finally:
+        _engine_starts.reset(token)
 
 
 def open_backend(model: str | Path, backend: str = "auto", precision: str | None = None, allow_unverified: bool = False,

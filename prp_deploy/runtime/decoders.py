@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -238,6 +239,20 @@ def _sane_fps(fps: float) -> float:
 def _reason(e: BaseException) -> str:
     text = getattr(e, "strerror", None) or str(e)
     return text.split(":")[0].strip() if text else type(e).__name__
+
+
+class OpenCount:
+    """Decoders open at once, now and at most: one for each run (what its --max-open bounds, in its
+    summary) and one for the whole process (every decoder released once readers stop)."""
+
+    def __init__(self):
+        self.now, self.most = 0, 0
+        self._lock = threading.Lock()
+
+    def add(self, delta: int) -> None:
+        with self._lock:
+            self.now += delta
+            self.most = max(self.most, self.now)
 
 
 def open_decoder(kind: str, target, stall_s: float, live: bool = True, span: Span = Span()):

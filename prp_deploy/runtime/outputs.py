@@ -10,6 +10,7 @@ leaves valid files up to its last batch.
 - Segments: one record per action segment, FILE.segments.jsonl.
 
 `SourceSink` is everything one source writes; with several sources each has its own.
+`RunWriters` turns a run's scheduler events into its sinks' writes and a row per source.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PRPError
-from .output_paths import SourceFiles
-from .overlay import OverlayWriter
+from .model_info import ModelInfo
+from .output_paths import OutputPlan, SourceFiles
+from .overlay import OverlayWriter, crop_box_of
+from .stream import softmax
+from .summary import source_row
 
 
 class JsonlWriter:
@@ -138,3 +142,49 @@ class SourceSink:
             for w in (self.records, self.features, self.overlay, self.segments):
                 if w is not None:
                     w.close()
+
+
+class RunWriters:
+    """What one run's events write: each open source's sink, a row per finished source, and
+    DIR/sources.jsonl (appended to with --skip-done)."""
+
+    def __init__(self, files: OutputPlan, info: ModelInfo, o, echo, progress):  # o: run.RunOutputs; progress: progress.Progress
+        self.files, self.info, self.o, self.echo, self.progress = files, info, o, echo, progress
+        self.sinks: dict[int, SourceSink] = {}
+        self.rows: list[dict] = []
+        self.log = open(files.log, "a" if o.skip_done else "w") if files.log is not None else None
+
+    def frame(self, src, frame) -> None:  # --overlay: each source frame, drawn once a window covers it
+        self.sinks[id(src)].frame(frame.index, frame.original)
+        frame.original = None
+
+    def handle(self, ev) -> None:
+        src, info = ev.source, self.info
+        if ev.kind == "open":
+            sink = self.sinks[id(src)] = SourceSink(src.name, src.stem, self.files.files[src.name], info.feature_dim,
+                                                    self.o.segments.segmenter(info.classes) if self.o.segments else None, self.echo)
+            sink.start(src.reader.fps, src.reader.total_frames, crop_box_of(info.preprocess.short_side, info.preprocess.crop))
+            self.progress.opened(src)
+        elif ev.kind == "windows":
+            self.sinks[id(src)].windows(ev.records, ev.features, softmax(ev.logits) if ev.logits is not None else None, ev.maps)
+            self.progress.windows(src)
+        else:
+            self._closed(src)
+
+    def _closed(self, src) -> None:
+        sink = self.sinks.pop(id(src), None)
+        if sink is not None:
+            sink.close()
+        row = source_row(src, self.info.classes)
+        row["segments"] = sink.segment_count if sink is not None and self.o.segments else None
+        self.rows.append(row)
+        if self.log is not None:
+            self.log.write(json.dumps(row) + "\n")
+            self.log.flush()
+        self.progress.closed(src)
+
+    def close(self) -> None:
+        for sink in self.sinks.values():  # interrupted: what was written stays valid
+            sink.close()
+        if self.log is not None:
+            self.log.close()

@@ -18,29 +18,27 @@ import os
 import sys
 import time
 from contextlib import closing, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from ..errors import PRPError, UsageError
 from ..files import atomic_write
 from ..paths import newest_export
-from . import backends
-from .backends import check_backend_matches, open_backend
+from .backends import check_backend_matches, counting_engine_starts, open_backend
 from .model_info import ModelInfo, read_model_info
-from .output_paths import done_before, model_files, plan_outputs, wants_many
-from .outputs import SourceSink
-from .overlay import crop_box_of
+from .output_paths import OutputPlan, done_before, model_files, plan_outputs, wants_many
+from .outputs import RunWriters
 from .progress import Progress
 from .options import RunOptions
 from .scheduler import Source, schedule
 from .segments import Segmenter
 from .source_list import expand_sources, mask_credentials, output_stems
-from .sources import FrameReader
+from .decoders import OpenCount
 from .stream import StreamStats, softmax
 from .stopping import StopRequest
 from .metrics import RunMetrics, start_metrics
-from .summary import run_header, source_row, totals
+from .summary import run_header, totals
 
 DEFAULT_MAX_OPEN = 2 * (os.cpu_count() or 2)
 
@@ -145,24 +143,75 @@ def with_arrays(ev) -> list[dict]:
     return out
 
 
-def run(sources: str | list[str], model: str | Path | None = None, backend: str = "auto", opts: RunOptions = RunOptions(),
-        out: Path | None = None, features: Path | None = None, overlay: Path | None = None,
+@dataclass
+class _Plan:
+    """What a run will do, decided before the model opens or a file is written."""
+    model_path: Path
+    names: list[str]  # every source as shown (a URL's password masked), in the order given
+    target_of: dict[str, str]  # name → what is opened
+    todo: list[str]  # the names to run (--skip-done leaves out the finished)
+    skip: dict[str, dict]  # name → its row from before
+    many: bool
+    files: OutputPlan
+
+
+@dataclass
+class RunSettings:
+    """Everything `run` is told beside its sources and model: which engine, the windows, the outputs."""
+    backend: str = "auto"  # auto | onnxruntime | tensorrt | torch (torch: `run(..., reference=...)` brings the model code)
+    precision: str | None = None  # which artefact of the export (None: auto's choice)
+    allow_unverified: bool = False  # serve a model file parity did not pass (with a warning; the summary says verified: false)
+    windows: RunOptions = field(default_factory=RunOptions)  # task, stride, batch, live sources' reconnects, a file's span
+    outputs: RunOutputs = field(default_factory=RunOutputs)  # records, features, overlays, segments, metrics
+
+
+def run(sources: str | Path | list[str], *, model: str | Path | None = None, options: RunSettings | None = None,
         say: Callable[[str], None] = lambda s: None, reference: Callable[[Path], tuple] | None = None,
-        precision: str | None = None, outputs: RunOutputs | None = None, allow_unverified: bool = False,
         stop: StopRequest | None = None) -> dict:
-    """Run the sources through the model, writing records, features, overlays and segments; returns
-    {"backend", "sources": [a row per source], "totals"}. One source that fails raises StreamError
-    (after writing what it could); with several, failures are rows with status "failed".
+    """Run the sources through the model (default: the newest export under runs/), writing what
+    `options.outputs` asks for; returns {"backend", "sources": [a row per source], "totals"}. One
+    source that fails raises StreamError (after writing what it could); with several, failures
+    are rows with status "failed". Every count in the summary is this run's own, also beside
+    other runs in other threads.
 
-    `backend="torch"` needs `reference`, a function model path → (ModelInfo, backend) that
-    the caller brings (the CLI passes export's torch reference): the runtime itself never
-    imports torch or the model code.
-
-    Only a model file that parity passed is served (`artifacts.verdict`); `allow_unverified`
-    runs another anyway, with a warning, and the summary says `"verified": false`.
+    `say` gets the run's one-line news; `stop` (a StopRequest) ends it gracefully, every output
+    whole. The torch backend needs `reference`, a function model path → (ModelInfo, backend)
+    that the caller brings (the CLI passes export's torch reference): the runtime itself never
+    imports torch or the model code. Only a model file that parity passed is served
+    (`artifacts.verdict`) unless `options.allow_unverified`.
     """
-    o = outputs or RunOutputs()
-    o = replace(o, out=out or o.out, features=features or o.features, overlay=overlay or o.overlay)  # the caller's object stays as given
+    options = options or RunSettings()
+    o, opts, backend = options.outputs, options.windows, options.backend
+    plan = _plan_run(sources, model, opts, o, say)
+    with counting_engine_starts() as engine_starts:
+        info, engine = _open_engine(plan.model_path, options, reference, say)
+    say(run_header(plan.model_path, info, engine))
+    if plan.many:
+        for folder in (o.out, o.features, o.overlay):
+            if folder is not None:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+    if plan.skip:
+        say(f"--skip-done: {len(plan.names) - len(plan.todo)} of {len(plan.names)} sources finished before, {len(plan.todo)} to run")
+    todo = [Source(n, plan.files.stems[n], target=plan.target_of[n]) for n in plan.todo]
+    open_count = OpenCount()
+    rows, wall = _stream(plan, todo, info, engine, opts, o, say, stop, open_count)
+    rows += [plan.skip[n] for n in plan.names if n in plan.skip]
+    order = {n: i for i, n in enumerate(plan.names)}
+    rows.sort(key=lambda r: order[r["source"]])
+    summary = {"schema_version": 1, "backend": engine.name, "model": str(plan.model_path), "verified": getattr(engine, "verified", None) is not False,
+               "sources": rows,
+               "totals": {**totals(rows, wall, len(plan.skip), open_count.most), "engine_starts": engine_starts[0] + (backend == "torch")},
+               "options": {**vars(opts)}, **({"stopped_by": stop.reason} if stop is not None and stop.is_set() else {})}
+    if plan.files.summary is not None:
+        atomic_write(plan.files.summary, json.dumps(summary, indent=2, default=str))
+    if not plan.many and rows and rows[0]["status"] == "failed":  # a span the one file lacks is a usage error (exit 2)
+        why = rows[0]["reason"] + (f" ({rows[0]['windows']} windows written before it)" if rows[0]["windows"] else "")
+        raise UsageError(why) if todo and todo[0].usage_error else StreamError(why, summary)
+    return summary
+
+
+def _plan_run(sources, model, opts: RunOptions, o: RunOutputs, say) -> _Plan:
+    """The sources, the model file and every output path, checked for clashes, before anything opens."""
     args = [sources] if isinstance(sources, (str, Path)) else [str(s) for s in sources]
     # Names as shown (a URL's password masked) from here on; `target` keeps what is opened.
     target_of = {mask_credentials(n): n for n in expand_sources([str(a) for a in args])}
@@ -173,15 +222,20 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     if o.skip_done and not (many and o.out is not None):
         raise UsageError("--skip-done needs --out DIR (it reads DIR/sources.jsonl) and several sources")
     model_path = find_model(model, say)
-    starts_before = backends.engine_starts
     if not Path(model_path).exists():
         raise PRPError(f"{model_path}: no such model")
     skip = done_before(Path(o.out)) if o.skip_done else {}
-    todo_names = [n for n in names if n not in skip]
-    # Every output path, decided and checked for clashes before the model opens or a file is written.
+    todo = [n for n in names if n not in skip]
     stem_of = dict(zip(names, output_stems(names)))  # over every source, so a skipped one keeps its name's place
-    plan = plan_outputs(todo_names, [stem_of[n] for n in todo_names], many, o.out, o.features, o.overlay, o.segments is not None,
-                        protected=model_files(Path(model_path)))
+    files = plan_outputs(todo, [stem_of[n] for n in todo], many, o.out, o.features, o.overlay, o.segments is not None,
+                         protected=model_files(Path(model_path)))
+    return _Plan(model_path, names, target_of, todo, skip, many, files)
+
+
+def _open_engine(model_path: Path, options: RunSettings, reference, say):
+    """(ModelInfo, engine): the checked model file on the backend asked for, its options checked against it."""
+    backend, precision, allow_unverified = options.backend, options.precision, options.allow_unverified
+    opts, o = options.windows, options.outputs
     if backend == "torch":
         if reference is None:
             raise PRPError("the torch backend needs the model code: use `prp-deploy run --backend torch`")
@@ -200,81 +254,32 @@ def run(sources: str | list[str], model: str | Path | None = None, backend: str 
     opts.check(info)
     if (o.overlay is not None or o.segments is not None) and (info.kind != "recognizer" or opts.task == "features"):
         raise PRPError("--overlay and --segments use labels: they need a recognizer and --task recognize or both")
-    say(run_header(model_path, info, engine))
-    if many:
-        for p in (o.out, o.features, o.overlay):
-            if p is not None:
-                Path(p).mkdir(parents=True, exist_ok=True)
-    todo = [Source(n, plan.stems[n], target=target_of[n]) for n in todo_names]
-    if skip:
-        say(f"--skip-done: {len(names) - len(todo)} of {len(names)} sources finished before, {len(todo)} to run")
+    return info, engine
+
+
+def _stream(plan: _Plan, todo: list[Source], info: ModelInfo, engine, opts: RunOptions, o: RunOutputs, say, stop,
+            open_count: OpenCount) -> tuple[list[dict], float]:
+    """The sources through the engine, each one's files written as its windows come: (a row per source, seconds)."""
     fmt = o.format if o.format != "auto" else ("text" if sys.stdout.isatty() else "jsonl")
-    progress = Progress(len(todo), many, enabled=o.progress and sys.stderr.isatty())
-    echo = progress.echo(fmt, many) if o.out is None else None
+    progress = Progress(len(todo), plan.many, enabled=o.progress and sys.stderr.isatty())
+    writers = RunWriters(plan.files, info, o, progress.echo(fmt, plan.many) if o.out is None else None, progress)
     metrics = start_metrics(o.metrics, o.metrics_host, say)
     if metrics is not None:
         metrics.watch(todo)
-    log = None
-    if plan.log is not None:
-        log = open(plan.log, "a" if o.skip_done else "w")
-    sinks: dict[int, SourceSink] = {}
-    rows = []
-    FrameReader.open_most = FrameReader.open_now
     t0 = time.perf_counter()
-
-    def sink_for(src: Source) -> SourceSink:
-        return SourceSink(src.name, src.stem, plan.files[src.name], info.feature_dim,
-                          o.segments.segmenter(info.classes) if o.segments else None, echo)
-
-    def on_frame(src, frame):
-        sinks[id(src)].frame(frame.index, frame.original)
-        frame.original = None
-
-    events = schedule(todo, info, metrics.timed(engine) if metrics else engine, opts, o.max_open if many else 1, on_frame=on_frame if o.overlay else None,
-                      keep_original=o.overlay is not None, say=progress.say(say), stop=stop)
+    events = schedule(todo, info, metrics.timed(engine) if metrics else engine, opts, o.max_open if plan.many else 1,
+                      on_frame=writers.frame if o.overlay else None, keep_original=o.overlay is not None, say=progress.say(say), stop=stop,
+                      open_count=open_count)
     try:
         for ev in events:
-            src = ev.source
-            if ev.kind == "open":
-                sinks[id(src)] = sink_for(src)
-                sinks[id(src)].start(src.reader.fps, src.reader.total_frames, crop_box_of(info.preprocess.short_side, info.preprocess.crop))
-                progress.opened(src)
-            elif ev.kind == "windows":
-                sinks[id(src)].windows(ev.records, ev.features, softmax(ev.logits) if ev.logits is not None else None, ev.maps)
-                progress.windows(src)
-            else:
-                sink = sinks.pop(id(src), None)
-                if sink is not None:
-                    sink.close()
-                row = source_row(src, info.classes)
-                row["segments"] = sink.segment_count if sink is not None and o.segments else None
-                rows.append(row)
-                if log is not None:
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
-                progress.closed(src)
+            writers.handle(ev)
     finally:
         events.close()  # readers stopped and joined now, not at interpreter exit (where a thread inside OpenCV aborts it)
-        for sink in sinks.values():  # interrupted: what was written stays valid
-            sink.close()
-        if log is not None:
-            log.close()
+        writers.close()
         if metrics is not None:
             metrics.close()
         progress.close()
-    wall = time.perf_counter() - t0
-    order = {n: i for i, n in enumerate(names)}
-    rows += [skip[n] for n in names if n in skip]
-    rows.sort(key=lambda r: order[r["source"]])
-    summary = {"schema_version": 1, "backend": engine.name, "model": str(model_path), "verified": getattr(engine, "verified", None) is not False, "sources": rows,
-               "totals": {**totals(rows, wall, len(names) - len(todo), FrameReader.open_most), "engine_starts": backends.engine_starts - starts_before + (backend == "torch")},
-               "options": {**vars(opts)}, **({"stopped_by": stop.reason} if stop is not None and stop.is_set() else {})}
-    if plan.summary is not None:
-        atomic_write(plan.summary, json.dumps(summary, indent=2, default=str))
-    if not many and rows and rows[0]["status"] == "failed":  # a span the one file lacks is a usage error (exit 2)
-        why = rows[0]["reason"] + (f" ({rows[0]['windows']} windows written before it)" if rows[0]["windows"] else "")
-        raise UsageError(why) if todo and todo[0].usage_error else StreamError(why, summary)
-    return summary
+    return writers.rows, time.perf_counter() - t0
 
 
-__all__ = ["RunOptions", "RunOutputs", "SegmentOptions", "StreamError", "find_model", "run", "stream_many", "stream_records"]
+__all__ = ["RunOptions", "RunOutputs", "RunSettings", "SegmentOptions", "StreamError", "find_model", "run", "stream_many", "stream_records"]

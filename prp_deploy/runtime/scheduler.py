@@ -34,6 +34,7 @@ from .model_info import ModelInfo
 from .stopping import StopRequest
 from .options import RunOptions, resolve_sample_rate
 from .source_list import mask_credentials, parse_source
+from .decoders import OpenCount
 from .sources import Frame, FrameReader
 from .stream import StreamStats, Window, Windower, top_k
 
@@ -77,11 +78,24 @@ class Event:
     maps: np.ndarray | None = None  # (n, T', H', W'): the top class's activation map, when the engine is the explain graph
 
 
+def _opened(opening: dict[Future, Source], active: list[Source]) -> Iterator[Event]:
+    """The sources whose open has finished: running ("open", now active) or failed ("close")."""
+    for future in [f for f in opening if f.done()]:
+        src = opening.pop(future)
+        if future.result():  # a bug in opening raises here, in the caller's thread
+            active.append(src)
+            yield Event("open", src)
+        else:
+            yield Event("close", src)
+
+
 def schedule(sources: list[Source], info: ModelInfo, backend, opts: RunOptions, max_open: int = 4,
              on_frame: Callable[[Source, Frame], None] | None = None, keep_original: bool = False,
-             say: Callable[[str], None] = lambda s: None, stop: StopRequest | None = None) -> Iterator[Event]:
+             say: Callable[[str], None] = lambda s: None, stop: StopRequest | None = None,
+             open_count: OpenCount | None = None) -> Iterator[Event]:
     """Run every source through `backend`, yielding events in the order they happen. Once `stop`
-    is requested, reading ends, the windows already made are run and every open source closes."""
+    is requested, reading ends, the windows already made are run and every open source closes.
+    `open_count` counts this schedule's open decoders (a run's summary reports the most)."""
     opts.check(info)
     if max_open < 1:
         raise PRPError(f"--max-open must be >= 1, got {max_open}")
@@ -102,16 +116,10 @@ def schedule(sources: list[Source], info: ModelInfo, backend, opts: RunOptions, 
                 return
             while waiting and len(active) + len(opening) < max_open:
                 src = waiting.popleft()
-                future = opener.submit(_open, src, info, opts, keep_original, wake, say)
+                future = opener.submit(_open, src, info, opts, keep_original, wake, say, open_count)
                 future.add_done_callback(lambda _: wake.set())
                 opening[future] = src
-            for future in [f for f in opening if f.done()]:
-                src = opening.pop(future)
-                if future.result():  # a bug in opening raises here, in the caller's thread
-                    active.append(src)
-                    yield Event("open", src)
-                else:
-                    yield Event("close", src)
+            yield from _opened(opening, active)
             wake.clear()  # before looking: a frame (or an open) that arrives after this sets it again
             progressed = False
             for src in active:
@@ -140,12 +148,12 @@ def schedule(sources: list[Source], info: ModelInfo, backend, opts: RunOptions, 
                 src.reader.stop()
 
 
-def _open(src: Source, info: ModelInfo, opts: RunOptions, keep_original: bool, wake, say) -> bool:
+def _open(src: Source, info: ModelInfo, opts: RunOptions, keep_original: bool, wake, say, open_count: OpenCount | None = None) -> bool:
     src.started = time.perf_counter()
     try:
         spec = parse_source(src.target, opts.live)
         src.reader = FrameReader(spec, info.preprocess, keep_original=keep_original, reconnect=opts.reconnect_policy,
-                                 stall_s=opts.stall_timeout, wake=wake, span=opts.span)
+                                 stall_s=opts.stall_timeout, wake=wake, span=opts.span, open_count=open_count)
     except PRPError as e:
         src.status, src.error, src.usage_error = "failed", str(e), isinstance(e, UsageError)
         return False

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..data.preprocess import Preprocess
 from ..errors import PRPError
-from .decoders import OPEN_TIMEOUT_S, LiveClock, Reconnect, SourceOutage, open_decoder
+from .decoders import OPEN_TIMEOUT_S, LiveClock, OpenCount, Reconnect, SourceOutage, open_decoder
 from .file_decoder import Span
 from .source_list import SourceSpec
 
@@ -45,17 +45,16 @@ class Frame:
 
 
 class FrameReader:
-    """Decodes `spec` on a thread into a bounded queue of preprocessed frames."""
+    """Decodes `spec` on a thread into a bounded queue of preprocessed frames. `open_count`: the
+    run's count of open decoders (the process's, `FrameReader.process_open`, counts it too)."""
 
     END = object()
-
-    open_now = 0  # decoders open at this moment, over all readers (what --max-open bounds)
-    open_most = 0  # the most that were ever open at once
-    _count_lock = threading.Lock()
+    process_open = OpenCount()
 
     def __init__(self, spec: SourceSpec, preprocess: Preprocess, keep_original: bool = False, queue_size: int = 64,
                  reconnect: Reconnect | None = None, stall_s: float = STALL_TIMEOUT_S, wake: threading.Event | None = None,
-                 span: Span = Span()):
+                 span: Span = Span(), open_count: OpenCount | None = None):
+        self._open_counts = (FrameReader.process_open, *((open_count,) if open_count is not None else ()))
         self.spec, self.pre, self.keep_original = spec, preprocess, keep_original
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.stall_s = stall_s
@@ -86,11 +85,9 @@ class FrameReader:
         self._t0 = time.perf_counter()
         self.clock = LiveClock() if spec.live else None
 
-    @classmethod
-    def _count(cls, delta: int) -> None:
-        with cls._count_lock:
-            cls.open_now += delta
-            cls.open_most = max(cls.open_most, cls.open_now)
+    def _count(self, delta: int) -> None:
+        for count in self._open_counts:
+            count.add(delta)
 
     @property
     def join_timeout_s(self) -> float:

@@ -248,7 +248,7 @@ def test_recognizer_stream_many_reports_failures_and_carries_on(brightness_model
     labels = {r["source"]: {x["top"][0]["label"] for x in records if x["source"] == r["source"]} for r in records}
     assert labels == {str(a): {"dark"}, str(b): {"bright"}}
     assert len(failures) == 1 and "no such file" in failures[0][1]
-    assert FrameReader.open_now == 0  # every decoder was released
+    assert FrameReader.process_open.now == 0  # every decoder was released
 
 
 def test_bench_streams_reports_aggregate_and_per_stream_latency(brightness_model, tmp_path):

@@ -173,9 +173,9 @@ def test_closing_a_stream_stops_and_joins_its_readers(brightness_model, tmp_path
     rec = Recognizer(brightness_model, allow_unverified=True)
     g = rec.stream(video)
     next(g)
-    assert FrameReader.open_now == 1
+    assert FrameReader.process_open.now == 1
     g.close()
-    assert FrameReader.open_now == 0  # released by the reader thread itself, so it has left OpenCV
+    assert FrameReader.process_open.now == 0  # released by the reader thread itself, so it has left OpenCV
 
 
 # -- The overlay -------------------------------------------------------------------------
@@ -275,4 +275,4 @@ def test_a_bug_in_the_reader_thread_is_raised_not_reported_as_a_bad_source(brigh
     rec = Recognizer(brightness_model, allow_unverified=True)
     with pytest.raises(ZeroDivisionError, match="a bug in preprocessing"):
         list(rec.stream(video))
-    assert FrameReader.open_now == 0
+    assert FrameReader.process_open.now == 0
